@@ -1,0 +1,149 @@
+//! Session configuration: every window, limit and timer in one place, with the defaults and
+//! reasons of spec §11 ("Resource limits").
+
+use std::time::Duration;
+
+use crate::frame::{Preface, MAX_FRAME_PAYLOAD_LIMIT, MAX_WINDOW, MIN_FRAME_PAYLOAD_LIMIT};
+
+/// Session settings. Build with [`Config::default`] and adjust fields; [`Config::validate`]
+/// says what is inconsistent (sessions validate on creation).
+///
+/// ```
+/// let mut config = braid::Config::default();
+/// config.max_stream_window = 8 << 20;
+/// config.session_window = 128 << 20;
+/// config.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Receive window each new stream starts with (spec §7.1). Default 256 KiB.
+    pub initial_stream_window: u32,
+    /// Largest receive window a stream grows to when its reader keeps up (spec §7.4).
+    /// Default 4 MiB.
+    pub max_stream_window: u32,
+    /// Session receive window: all streams' unread bytes together (spec §7.2). Must be at
+    /// least 16 × `max_stream_window` so stalled streams can't starve the rest. Default 64 MiB.
+    pub session_window: u32,
+    /// Inbound streams open at once; more are refused with `REFUSED_STREAM` (spec §6).
+    /// Default 32,768.
+    pub max_inbound_streams: u32,
+    /// Outbound streams open at once; `open()` waits beyond it (spec §6). Default 32,768.
+    pub max_outbound_streams: u32,
+    /// Inbound streams waiting for [`crate::Session::accept`]; more are refused with
+    /// `BACKLOG_FULL`. Default 1,024.
+    pub accept_backlog: u32,
+    /// Largest DATA payload accepted, and the largest this side sends. Default 64 KiB.
+    pub max_frame_payload: u32,
+    /// Bytes a stream buffers for sending beyond what is on the wire; writers wait beyond it.
+    /// Default 256 KiB.
+    pub stream_send_buffer: u32,
+    /// Bytes all streams buffer for sending together. Default 16 MiB.
+    pub session_send_buffer: u32,
+    /// How often to ping an otherwise quiet peer; `None` turns keepalive off. Default 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the session fails with a timeout. Default 30 s.
+    pub keepalive_timeout: Duration,
+    /// How long an opened stream may wait for the peer's ACK. Default 30 s.
+    pub open_timeout: Duration,
+    /// How long the transport may accept no bytes while we have some to write. Default 30 s.
+    pub write_timeout: Duration,
+    /// How long a stream the application dropped after finishing waits for the peer's FIN
+    /// before it is reset. Default 60 s.
+    pub linger_timeout: Duration,
+    /// RESETs braid itself may send for the peer's faults before it ends the session with
+    /// `ENHANCE_YOUR_CALM`; each stream the application accepts earns one back. Default 1,000.
+    pub max_local_resets: u32,
+    /// Streams the peer may reset before the application accepted them (rapid reset); each
+    /// accepted stream earns one back. Default 1,000.
+    pub max_unaccepted_resets: u32,
+    /// Empty DATA frames (no flag) and zero-increment WINDOW_UPDATEs tolerated per session.
+    /// Default 10,000.
+    pub max_empty_frames: u32,
+    /// Closed stream ids remembered to tell late frames from protocol errors. Default 4,096.
+    pub closed_stream_memory: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            initial_stream_window: 256 * 1024,
+            max_stream_window: 4 * 1024 * 1024,
+            session_window: 64 * 1024 * 1024,
+            max_inbound_streams: 32_768,
+            max_outbound_streams: 32_768,
+            accept_backlog: 1024,
+            max_frame_payload: 64 * 1024,
+            stream_send_buffer: 256 * 1024,
+            session_send_buffer: 16 * 1024 * 1024,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(30),
+            open_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            linger_timeout: Duration::from_secs(60),
+            max_local_resets: 1000,
+            max_unaccepted_resets: 1000,
+            max_empty_frames: 10_000,
+            closed_stream_memory: 4096,
+        }
+    }
+}
+
+/// A [`Config`] that contradicts itself or the protocol's ranges.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: {0}")]
+pub struct ConfigError(pub &'static str);
+
+impl Config {
+    /// Checks ranges and relations between fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(ConfigError(what)) };
+        check(
+            (1024..=MAX_WINDOW).contains(&self.initial_stream_window),
+            "initial_stream_window must be in 1 KiB ..= 2^31-1",
+        )?;
+        check(
+            self.max_stream_window >= self.initial_stream_window,
+            "max_stream_window must be >= initial_stream_window",
+        )?;
+        check(
+            self.session_window <= MAX_WINDOW,
+            "session_window must be <= 2^31-1",
+        )?;
+        check(
+            self.session_window as u64 >= 16 * self.max_stream_window as u64,
+            "session_window must be >= 16 * max_stream_window (spec §7.5)",
+        )?;
+        check(self.max_inbound_streams >= 1, "max_inbound_streams must be >= 1")?;
+        check(self.max_outbound_streams >= 1, "max_outbound_streams must be >= 1")?;
+        check(self.accept_backlog >= 1, "accept_backlog must be >= 1")?;
+        check(
+            (MIN_FRAME_PAYLOAD_LIMIT..=MAX_FRAME_PAYLOAD_LIMIT).contains(&self.max_frame_payload),
+            "max_frame_payload must be in 1 KiB ..= 16 MiB",
+        )?;
+        check(self.stream_send_buffer >= 1024, "stream_send_buffer must be >= 1 KiB")?;
+        check(
+            self.session_send_buffer >= self.stream_send_buffer,
+            "session_send_buffer must be >= stream_send_buffer",
+        )?;
+        check(
+            self.keepalive_interval != Some(Duration::ZERO),
+            "keepalive_interval must be non-zero (use None to disable)",
+        )?;
+        check(
+            self.closed_stream_memory >= 1,
+            "closed_stream_memory must be >= 1",
+        )?;
+        Ok(())
+    }
+
+    /// The preface this config announces (spec §2).
+    pub(crate) fn preface(&self) -> Preface {
+        Preface {
+            initial_stream_window: self.initial_stream_window,
+            session_window: self.session_window,
+            max_concurrent_streams: self.max_inbound_streams,
+            accept_backlog: self.accept_backlog,
+            max_frame_payload: self.max_frame_payload,
+        }
+    }
+}

@@ -1,0 +1,816 @@
+//! The session state and the application's commands on it (open, accept, read, write,
+//! finish, reset, stop, release, ping, goaway, close). Frame handling lives in `inbound.rs`,
+//! frame production in `outbound.rs`, timers in `timers.rs`.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    task::{Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+
+use super::{
+    buffer::ByteQueue,
+    closed::{LateData, RecentlyClosed},
+    stream::{RecvState, SendState, Stream, HANDLE_RECV, HANDLE_SEND},
+    window::{Credit, RecvWindow},
+    IdBuildHasher,
+};
+use crate::{
+    config::Config,
+    error::{Error, Side, TimeoutKind},
+    frame::{ErrorCode, Frame, Preface},
+};
+
+/// Which end of the session this core is (spec §5: clients open odd ids, servers even).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Opens odd stream ids.
+    Client,
+    /// Opens even stream ids.
+    Server,
+}
+
+/// A snapshot of a session's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Streams open on the wire (both directions not yet ended), both initiators.
+    pub open_streams: usize,
+    /// Of those, opened by the peer.
+    pub inbound_streams: usize,
+    /// Of those, opened by us.
+    pub outbound_streams: usize,
+    /// Streams in the table, including closed ones whose handles are still alive.
+    pub tracked_streams: usize,
+    /// Inbound streams waiting for `accept`.
+    pub backlog: usize,
+    /// Bytes received and not yet read by the application, all streams.
+    pub recv_buffered: usize,
+    /// Bytes written by the application and not yet framed, all streams.
+    pub send_buffered: usize,
+    /// Session credit the peer granted us and we have not used.
+    pub session_send_credit: u32,
+    /// Session credit we granted the peer that it has not used.
+    pub session_recv_credit: u32,
+    /// DATA payload bytes sent / received.
+    pub bytes_sent: u64,
+    /// DATA payload bytes received.
+    pub bytes_received: u64,
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// Frames received.
+    pub frames_received: u64,
+    /// Latest round-trip time measured by PING.
+    pub rtt: Option<Duration>,
+    /// Closed ids remembered (bounded by `closed_stream_memory`).
+    pub remembered_closed: usize,
+    /// RESETs braid generated for the peer's faults, net of the accepted-stream allowance.
+    pub local_resets: u32,
+    /// Streams the peer reset before they were accepted, net of the allowance.
+    pub unaccepted_resets: u32,
+    /// Empty frames received.
+    pub empty_frames: u32,
+}
+
+/// A small set of wakers, deduplicated by `will_wake` (one entry per waiting task).
+#[derive(Debug, Default)]
+pub(crate) struct Waiters(Vec<Waker>);
+
+impl Waiters {
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        if !self.0.iter().any(|w| w.will_wake(waker)) {
+            self.0.push(waker.clone());
+        }
+    }
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Waker>) {
+        out.append(&mut self.0);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PingState {
+    /// Our PING to put on the wire.
+    pub(crate) to_send: Option<u64>,
+    /// Our PING on the wire: opaque and when it left.
+    pub(crate) inflight: Option<(u64, Instant)>,
+    pub(crate) next_opaque: u64,
+    /// When the keepalive sends its next PING.
+    pub(crate) next_keepalive: Option<Instant>,
+    pub(crate) rtt: Option<Duration>,
+    /// Completed round trips, so `ping()` callers can tell theirs finished.
+    pub(crate) completed: u64,
+    pub(crate) waiters: Waiters,
+}
+
+/// The IO-free protocol state of one session. See the [module docs](super).
+#[derive(Debug)]
+pub struct Core {
+    pub(crate) role: Role,
+    pub(crate) config: Config,
+    pub(crate) peer: Option<Preface>,
+    pub(crate) preface_sent: bool,
+    pub(crate) streams: HashMap<u32, Stream, IdBuildHasher>,
+    pub(crate) next_local_id: u64,
+    pub(crate) last_peer_id: u32,
+    pub(crate) outbound_live: u32,
+    pub(crate) inbound_live: u32,
+    pub(crate) unacked_opens: u32,
+    pub(crate) backlog: VecDeque<u32>,
+    pub(crate) send_queue: VecDeque<u32>,
+    pub(crate) update_queue: VecDeque<u32>,
+    /// RESET and STOP_SENDING frames to send.
+    pub(crate) control: VecDeque<Frame>,
+    /// Of `control`, replies the peer forced (refusals): while any is unsent we stop reading.
+    pub(crate) forced_replies: usize,
+    pub(crate) pong: Option<u64>,
+    pub(crate) ping: PingState,
+    pub(crate) goaway_out: Option<Frame>,
+    pub(crate) goaway_sent: Option<ErrorCode>,
+    pub(crate) goaway_recv: Option<(u32, ErrorCode)>,
+    /// Why the session ended; set once.
+    pub(crate) error: Option<Error>,
+    pub(crate) session_send_credit: Credit,
+    pub(crate) session_recv: RecvWindow,
+    pub(crate) recv_buffered: usize,
+    pub(crate) send_buffered: usize,
+    pub(crate) closed: RecentlyClosed,
+    pub(crate) open_timers: VecDeque<(Instant, u32)>,
+    pub(crate) linger_timers: VecDeque<(Instant, u32)>,
+    pub(crate) wake: Vec<Waker>,
+    pub(crate) accept_waiters: Waiters,
+    pub(crate) open_waiters: Waiters,
+    pub(crate) local_resets: u32,
+    pub(crate) unaccepted_resets: u32,
+    pub(crate) empty_frames: u32,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) frames_sent: u64,
+    pub(crate) frames_received: u64,
+}
+
+impl Core {
+    /// A new session core. `config` must be valid ([`Config::validate`]).
+    pub fn new(role: Role, config: Config, now: Instant) -> Core {
+        let closed = RecentlyClosed::new(config.closed_stream_memory as usize);
+        let session_recv = RecvWindow::new(config.session_window);
+        let ping = PingState {
+            next_keepalive: config.keepalive_interval.map(|i| now + i),
+            // The first PING goes out with the preface: it measures the RTT that window
+            // auto-tuning needs (spec §7.4).
+            to_send: Some(0),
+            next_opaque: 1,
+            ..PingState::default()
+        };
+        Core {
+            role,
+            config,
+            peer: None,
+            preface_sent: false,
+            streams: HashMap::default(),
+            next_local_id: match role {
+                Role::Client => 1,
+                Role::Server => 2,
+            },
+            last_peer_id: 0,
+            outbound_live: 0,
+            inbound_live: 0,
+            unacked_opens: 0,
+            backlog: VecDeque::new(),
+            send_queue: VecDeque::new(),
+            update_queue: VecDeque::new(),
+            control: VecDeque::new(),
+            forced_replies: 0,
+            pong: None,
+            ping,
+            goaway_out: None,
+            goaway_sent: None,
+            goaway_recv: None,
+            error: None,
+            session_send_credit: Credit::default(),
+            session_recv,
+            recv_buffered: 0,
+            send_buffered: 0,
+            closed,
+            open_timers: VecDeque::new(),
+            linger_timers: VecDeque::new(),
+            wake: Vec::new(),
+            accept_waiters: Waiters::default(),
+            open_waiters: Waiters::default(),
+            local_resets: 0,
+            unaccepted_resets: 0,
+            empty_frames: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            frames_sent: 0,
+            frames_received: 0,
+        }
+    }
+
+    /// This core's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The config this core runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether `id` is one this side opens (spec §5).
+    pub(crate) fn is_local_id(&self, id: u32) -> bool {
+        (id % 2 == 1) == (self.role == Role::Client)
+    }
+
+    /// Why the session ended, once it has.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// Wakers of tasks whose operation can make progress; wake them after releasing any lock.
+    pub fn take_wakers(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.wake)
+    }
+
+    /// Moves pending wakers into `out` (keeps both allocations).
+    pub fn drain_wakers(&mut self, out: &mut Vec<Waker>) {
+        out.append(&mut self.wake);
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            open_streams: (self.inbound_live + self.outbound_live) as usize,
+            inbound_streams: self.inbound_live as usize,
+            outbound_streams: self.outbound_live as usize,
+            tracked_streams: self.streams.len(),
+            backlog: self.backlog.len(),
+            recv_buffered: self.recv_buffered,
+            send_buffered: self.send_buffered,
+            session_send_credit: self.session_send_credit.get(),
+            session_recv_credit: self.session_recv.peer_credit.get(),
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+            frames_sent: self.frames_sent,
+            frames_received: self.frames_received,
+            rtt: self.ping.rtt,
+            remembered_closed: self.closed.len(),
+            local_resets: self.local_resets,
+            unaccepted_resets: self.unaccepted_resets,
+            empty_frames: self.empty_frames,
+        }
+    }
+
+    /// Receive-side view of one stream: (bytes buffered, window size). For tests and stats.
+    pub fn stream_recv_state(&self, id: u32) -> Option<(usize, u32)> {
+        self.streams
+            .get(&id)
+            .map(|s| (s.recv_buffered(), s.recv_window.size))
+    }
+
+    // ----- opening and accepting (spec §6) -----
+
+    /// Opens a stream if the limits allow, else registers `waker` and returns `Pending`
+    /// (spec §6: at most the peer's `max_concurrent_streams` live and `accept_backlog`
+    /// unacknowledged opens).
+    pub fn poll_open(&mut self, now: Instant, waker: &Waker) -> Poll<Result<u32, Error>> {
+        if let Some(err) = &self.error {
+            return Poll::Ready(Err(err.clone()));
+        }
+        if self.goaway_sent.is_some() {
+            return Poll::Ready(Err(Error::GoingAway { by: Side::Local }));
+        }
+        if self.goaway_recv.is_some() {
+            return Poll::Ready(Err(Error::GoingAway { by: Side::Remote }));
+        }
+        let Some(peer) = self.peer else {
+            self.open_waiters.register(waker);
+            return Poll::Pending;
+        };
+        if self.next_local_id > u32::MAX as u64 {
+            return Poll::Ready(Err(Error::StreamIdsExhausted));
+        }
+        let max_live = peer.max_concurrent_streams.min(self.config.max_outbound_streams);
+        if self.outbound_live >= max_live || self.unacked_opens >= peer.accept_backlog {
+            self.open_waiters.register(waker);
+            return Poll::Pending;
+        }
+        let id = self.next_local_id as u32;
+        self.next_local_id += 2;
+        let mut stream = Stream::new(peer.initial_stream_window, self.config.initial_stream_window);
+        stream.syn_pending = true;
+        stream.handles = HANDLE_SEND | HANDLE_RECV;
+        self.streams.insert(id, stream);
+        self.outbound_live += 1;
+        self.unacked_opens += 1;
+        self.open_timers.push_back((now + self.config.open_timeout, id));
+        self.schedule_send(id);
+        Poll::Ready(Ok(id))
+    }
+
+    /// Takes the next inbound stream from the backlog, else registers `waker`. Ends with an
+    /// error once no stream can arrive any more (GOAWAY either way, or the session ended).
+    pub fn poll_accept(&mut self, waker: &Waker) -> Poll<Result<u32, Error>> {
+        while let Some(id) = self.backlog.pop_front() {
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.accepted = true;
+            stream.handles = HANDLE_SEND | HANDLE_RECV;
+            let live_send = matches!(stream.send, SendState::Open);
+            if live_send {
+                stream.ack_pending = true;
+            }
+            // Each stream the application takes earns back one unit of the abuse allowances
+            // (spec §11), so ordinary churn never trips them.
+            self.local_resets = self.local_resets.saturating_sub(1);
+            self.unaccepted_resets = self.unaccepted_resets.saturating_sub(1);
+            if live_send {
+                self.schedule_send(id);
+            }
+            return Poll::Ready(Ok(id));
+        }
+        if let Some(err) = &self.error {
+            return Poll::Ready(Err(err.clone()));
+        }
+        if let Some((_, _)) = self.goaway_recv {
+            return Poll::Ready(Err(Error::GoingAway { by: Side::Remote }));
+        }
+        if self.goaway_sent.is_some() {
+            return Poll::Ready(Err(Error::GoingAway { by: Side::Local }));
+        }
+        self.accept_waiters.register(waker);
+        Poll::Pending
+    }
+
+    // ----- reading (spec §7.3: credit goes back as the application consumes) -----
+
+    /// Copies received bytes into `dst`. `Ready(Ok(0))` only after the peer's FIN.
+    pub fn poll_read(&mut self, id: u32, waker: &Waker, dst: &mut [u8]) -> Poll<Result<usize, Error>> {
+        self.poll_recv_with(id, waker, |buf| buf.read_into(dst))
+            .map_ok(|n| n.unwrap_or(0))
+    }
+
+    /// Takes the next chunk of received bytes (at most `max`), without copying.
+    /// `Ready(Ok(None))` only after the peer's FIN.
+    pub fn poll_recv_chunk(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        max: usize,
+    ) -> Poll<Result<Option<Bytes>, Error>> {
+        self.poll_recv_with(id, waker, |buf| {
+            buf.pop(max).expect("poll_recv_with calls with a non-empty buffer")
+        })
+    }
+
+    fn poll_recv_with<T, F>(&mut self, id: u32, waker: &Waker, take: F) -> Poll<Result<Option<T>, Error>>
+    where
+        F: FnOnce(&mut ByteQueue) -> T,
+        T: Len,
+    {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Poll::Ready(Err(self.gone_error()));
+        };
+        if let Some(buf) = stream.recv_buf.as_mut().filter(|b| !b.is_empty()) {
+            let out = take(buf);
+            let n = out.len();
+            if buf.is_empty() {
+                stream.recv_buf = None;
+            }
+            let update = matches!(stream.recv, RecvState::Open) && stream.recv_window.consume(n as u32);
+            if update && !stream.in_update_queue {
+                stream.in_update_queue = true;
+                self.update_queue.push_back(id);
+            }
+            self.recv_buffered -= n;
+            self.bytes_consumed(n);
+            return Poll::Ready(Ok(Some(out)));
+        }
+        match &stream.recv {
+            RecvState::Open => {
+                stream.read_waker = Some(waker.clone());
+                Poll::Pending
+            }
+            RecvState::Finished => Poll::Ready(Ok(None)),
+            RecvState::Stopped => Poll::Ready(Err(Error::StreamReset {
+                code: ErrorCode::CANCEL,
+                by: Side::Local,
+            })),
+            RecvState::Aborted(err) => Poll::Ready(Err(err.clone())),
+        }
+    }
+
+    /// Session credit for `n` bytes the application consumed or we discarded (spec §7.3).
+    pub(crate) fn bytes_consumed(&mut self, n: usize) {
+        self.session_recv.consume(n as u32);
+    }
+
+    fn gone_error(&self) -> Error {
+        self.error.clone().unwrap_or(Error::StreamReset {
+            code: ErrorCode::CANCEL,
+            by: Side::Local,
+        })
+    }
+
+    // ----- writing -----
+
+    /// Buffers up to `data.len()` bytes for sending; `Pending` (waker registered) while the
+    /// stream's or the session's send buffer is full (spec §11).
+    pub fn poll_write(&mut self, id: u32, waker: &Waker, data: &[u8]) -> Poll<Result<usize, Error>> {
+        self.poll_write_with(id, waker, data.len(), |buf, n| buf.push_slice(&data[..n]))
+    }
+
+    /// Like [`Core::poll_write`] for owned bytes: takes a prefix of `data` without copying
+    /// large chunks, returns how many bytes were taken.
+    pub fn poll_write_bytes(&mut self, id: u32, waker: &Waker, data: &Bytes) -> Poll<Result<usize, Error>> {
+        self.poll_write_with(id, waker, data.len(), |buf, n| buf.push(data.slice(..n)))
+    }
+
+    fn poll_write_with<F>(&mut self, id: u32, waker: &Waker, len: usize, push: F) -> Poll<Result<usize, Error>>
+    where
+        F: FnOnce(&mut ByteQueue, usize),
+    {
+        let session_room = (self.config.session_send_buffer as usize).saturating_sub(self.send_buffered);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Poll::Ready(Err(self.gone_error()));
+        };
+        match &stream.send {
+            SendState::Open => {}
+            SendState::Aborted(err) => return Poll::Ready(Err(err.clone())),
+            SendState::Stopping(code) => return Poll::Ready(Err(Error::StreamStopped { code: *code })),
+            _ => {
+                return Poll::Ready(Err(Error::io(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "write after the stream was finished",
+                ))))
+            }
+        }
+        if len == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let stream_room = (self.config.stream_send_buffer as usize).saturating_sub(stream.send_buffered());
+        let n = len.min(stream_room).min(session_room);
+        if n == 0 {
+            stream.write_waker = Some(waker.clone());
+            return Poll::Pending;
+        }
+        push(stream.send_buf.get_or_insert_with(Default::default), n);
+        self.send_buffered += n;
+        self.schedule_send(id);
+        Poll::Ready(Ok(n))
+    }
+
+    /// `Ready` once every byte written so far has been framed for the transport.
+    pub fn poll_flush(&mut self, id: u32, waker: &Waker) -> Poll<Result<(), Error>> {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Poll::Ready(Err(self.gone_error()));
+        };
+        match &stream.send {
+            SendState::Aborted(err) => Poll::Ready(Err(err.clone())),
+            SendState::Stopping(code) => Poll::Ready(Err(Error::StreamStopped { code: *code })),
+            _ if stream.send_buffered() == 0 => Poll::Ready(Ok(())),
+            _ => {
+                stream.write_waker = Some(waker.clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Half-closes the send direction: FIN follows the buffered bytes (spec §6.1).
+    /// Idempotent; fails only if the stream was aborted.
+    pub fn finish(&mut self, id: u32) -> Result<(), Error> {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Err(self.gone_error());
+        };
+        match &stream.send {
+            SendState::Open => {
+                stream.send = SendState::Finishing;
+                self.schedule_send(id);
+                Ok(())
+            }
+            SendState::Aborted(err) => Err(err.clone()),
+            SendState::Stopping(code) => Err(Error::StreamStopped { code: *code }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Aborts both directions and tells the peer with RESET(`code`) (spec §4.5). Buffered
+    /// bytes either way are dropped. No-op on a stream already closed.
+    pub fn reset(&mut self, id: u32, code: ErrorCode) {
+        self.reset_stream(
+            id,
+            code,
+            Error::StreamReset {
+                code,
+                by: Side::Local,
+            },
+        );
+    }
+
+    pub(crate) fn reset_stream(&mut self, id: u32, code: ErrorCode, err: Error) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.wire_closed() {
+            return;
+        }
+        let never_sent = stream.syn_pending;
+        let dropped_recv = stream.abort(&err, &mut self.wake);
+        self.recv_buffered -= dropped_recv;
+        self.bytes_consumed(dropped_recv);
+        self.recount_send_buffer();
+        if !never_sent {
+            self.control.push_back(Frame::Reset { stream: id, code });
+        }
+        self.closed_how(id, LateData::Discard);
+        self.after_change(id);
+    }
+
+    /// Tells the peer to stop sending (STOP_SENDING, spec §4.6); bytes buffered or still
+    /// arriving are discarded. The send direction is unaffected.
+    pub fn stop(&mut self, id: u32, code: ErrorCode) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if !matches!(stream.recv, RecvState::Open) {
+            return;
+        }
+        stream.recv = RecvState::Stopped;
+        stream.stop_pending = Some(code);
+        let dropped = stream.recv_buf.take().map_or(0, |mut b| b.clear());
+        stream.wake_read(&mut self.wake);
+        self.recv_buffered -= dropped;
+        self.bytes_consumed(dropped);
+        self.control.push_back(Frame::StopSending { stream: id, code });
+    }
+
+    /// The application dropped the handle(s) in `halves` (`1` send, `2` receive, `3` both).
+    /// An unfinished send half resets the stream with CANCEL (nothing is silently
+    /// truncated); an unread receive half sends STOP_SENDING(CANCEL). The stream is freed
+    /// once closed on the wire, or after `linger_timeout`.
+    pub fn release(&mut self, now: Instant, id: u32, halves: u8) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.handles &= !halves;
+        stream.read_waker = None;
+        stream.write_waker = None;
+        let send_open = halves & HANDLE_SEND != 0 && matches!(stream.send, SendState::Open);
+        let recv_open = halves & HANDLE_RECV != 0 && matches!(stream.recv, RecvState::Open);
+        let no_handles = stream.handles == 0;
+        if send_open {
+            self.reset(id, ErrorCode::CANCEL);
+        } else if recv_open {
+            self.stop(id, ErrorCode::CANCEL);
+        }
+        if no_handles {
+            if let Some(stream) = self.streams.get(&id) {
+                if !stream.wire_closed() {
+                    self.linger_timers.push_back((now + self.config.linger_timeout, id));
+                }
+            }
+            self.after_change(id);
+        }
+    }
+
+    // ----- session-wide commands -----
+
+    /// Queues a PING (if none is in flight) and returns the number of round trips completed
+    /// so far; the caller's round trip is done once [`Core::pings_completed`] exceeds it.
+    pub fn send_ping(&mut self, now: Instant) -> u64 {
+        if self.ping.inflight.is_none() && self.ping.to_send.is_none() {
+            self.ping.to_send = Some(self.ping.next_opaque);
+            self.ping.next_opaque += 1;
+            let _ = now;
+        }
+        self.ping.completed
+    }
+
+    /// Round trips completed; registers `waker` to hear of the next one.
+    pub fn poll_ping(&mut self, since: u64, waker: &Waker) -> Poll<Result<Duration, Error>> {
+        if self.ping.completed > since {
+            return Poll::Ready(Ok(self.ping.rtt.unwrap_or_default()));
+        }
+        if let Some(err) = &self.error {
+            return Poll::Ready(Err(err.clone()));
+        }
+        self.ping.waiters.register(waker);
+        Poll::Pending
+    }
+
+    /// Round trips completed so far.
+    pub fn pings_completed(&self) -> u64 {
+        self.ping.completed
+    }
+
+    /// Graceful shutdown (spec §8.2): GOAWAY(`code`), no new streams either way, open ones
+    /// finish; the session ends when none is left.
+    pub fn goaway(&mut self, code: ErrorCode) {
+        if self.goaway_sent.is_some() || self.error.is_some() {
+            return;
+        }
+        self.goaway_sent = Some(code);
+        self.goaway_out = Some(Frame::GoAway {
+            last_stream: self.last_peer_id,
+            code,
+            debug: Bytes::new(),
+        });
+        self.open_waiters.drain_into(&mut self.wake);
+        self.accept_waiters.drain_into(&mut self.wake);
+        self.check_drained();
+    }
+
+    /// Immediate close (spec §8.3): GOAWAY, every stream fails, the transport closes once
+    /// the GOAWAY is written.
+    pub fn close(&mut self) {
+        let code = if self.inbound_live + self.outbound_live == 0 {
+            ErrorCode::NO_ERROR
+        } else {
+            ErrorCode::CANCEL
+        };
+        self.fail(
+            Error::SessionClosed {
+                code,
+                by: Side::Local,
+                reason: None,
+            },
+            Some((code, "")),
+        );
+    }
+
+    /// Ends the session with `err`: GOAWAY(`goaway.0`) if given, every stream and waiter
+    /// fails with `err`.
+    pub(crate) fn fail(&mut self, err: Error, goaway: Option<(ErrorCode, &'static str)>) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some((code, reason)) = goaway {
+            if self.goaway_sent.is_none() || code != ErrorCode::NO_ERROR {
+                self.goaway_out = Some(Frame::GoAway {
+                    last_stream: self.last_peer_id,
+                    code,
+                    debug: Bytes::from_static(reason.as_bytes()),
+                });
+            }
+            self.goaway_sent = Some(code);
+        }
+        self.error = Some(err.clone());
+        let mut dropped = 0;
+        for stream in self.streams.values_mut() {
+            dropped += stream.abort(&err, &mut self.wake);
+        }
+        self.recv_buffered -= dropped;
+        self.recount_send_buffer();
+        self.backlog.clear();
+        self.send_queue.clear();
+        self.update_queue.clear();
+        self.control.clear();
+        self.forced_replies = 0;
+        self.pong = None;
+        self.ping.to_send = None;
+        self.open_waiters.drain_into(&mut self.wake);
+        self.accept_waiters.drain_into(&mut self.wake);
+        self.ping.waiters.drain_into(&mut self.wake);
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.after_change(id);
+        }
+    }
+
+    /// The peer ended the transport (EOF). `mid_frame`: it stopped inside a frame.
+    pub fn transport_closed(&mut self, mid_frame: bool) {
+        if self.error.is_some() {
+            return;
+        }
+        let graceful = !mid_frame && self.goaway_recv.is_some() && self.inbound_live + self.outbound_live == 0;
+        let err = if graceful {
+            let (_, code) = self.goaway_recv.expect("checked");
+            Error::SessionClosed {
+                code,
+                by: Side::Remote,
+                reason: None,
+            }
+        } else {
+            let what = if mid_frame {
+                "transport closed in the middle of a frame"
+            } else {
+                "transport closed by peer without GOAWAY"
+            };
+            Error::io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what))
+        };
+        self.fail(err, None);
+    }
+
+    /// The transport failed.
+    pub fn transport_failed(&mut self, err: std::io::Error) {
+        self.fail(Error::io(err), None);
+    }
+
+    /// A timer of the runtime's (write timeout) expired.
+    pub fn timed_out(&mut self, kind: TimeoutKind) {
+        // After a write timeout the transport takes nothing: no GOAWAY to queue behind it.
+        let goaway = (kind != TimeoutKind::Write).then_some((ErrorCode::TIMEOUT, "timeout"));
+        self.fail(Error::Timeout(kind), goaway);
+    }
+
+    // ----- bookkeeping shared by the modules -----
+
+    /// Puts `id` on the send queue if it has something to send.
+    pub(crate) fn schedule_send(&mut self, id: u32) {
+        if let Some(stream) = self.streams.get_mut(&id) {
+            if !stream.in_send_queue && stream.wants_send() {
+                stream.in_send_queue = true;
+                self.send_queue.push_back(id);
+            }
+        }
+    }
+
+    pub(crate) fn recount_send_buffer(&mut self) {
+        self.send_buffered = self.streams.values().map(|s| s.send_buffered()).sum();
+    }
+
+    pub(crate) fn closed_how(&mut self, id: u32, how: LateData) {
+        if self.closed.get(id) != Some(LateData::Error) {
+            self.closed.insert(id, how);
+        }
+    }
+
+    /// Re-derives what follows from a stream's state change: live counts (spec §6.3),
+    /// waking openers, and removal once closed on the wire with no handle left.
+    pub(crate) fn after_change(&mut self, id: u32) {
+        let local = self.is_local_id(id);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.live && stream.wire_closed() {
+            stream.live = false;
+            if local {
+                self.outbound_live -= 1;
+                if !stream.acked {
+                    stream.acked = true;
+                    self.unacked_opens -= 1;
+                }
+            } else {
+                self.inbound_live -= 1;
+            }
+            self.open_waiters.drain_into(&mut self.wake);
+        }
+        let in_backlog = !local && !stream.accepted;
+        if !stream.live && stream.handles == 0 && !in_backlog {
+            let stream = self.streams.remove(&id).expect("present");
+            let dropped = stream.recv_buffered();
+            self.recv_buffered -= dropped;
+            self.bytes_consumed(dropped);
+            self.send_buffered -= stream.send_buffered();
+            self.closed_how(id, LateData::Discard);
+        }
+        self.check_drained();
+    }
+
+    /// After a GOAWAY either way, the session ends once no stream is left (spec §8.2).
+    pub(crate) fn check_drained(&mut self) {
+        if self.error.is_some() || self.inbound_live + self.outbound_live != 0 {
+            return;
+        }
+        let by = match (self.goaway_sent, self.goaway_recv) {
+            (Some(code), _) if code == ErrorCode::NO_ERROR => (Side::Local, code),
+            (_, Some((_, code))) if code == ErrorCode::NO_ERROR => (Side::Remote, code),
+            _ => return,
+        };
+        self.error = Some(Error::SessionClosed {
+            code: by.1,
+            by: by.0,
+            reason: None,
+        });
+        let err = self.error.clone().expect("just set");
+        for stream in self.streams.values_mut() {
+            stream.abort(&err, &mut self.wake);
+        }
+        self.open_waiters.drain_into(&mut self.wake);
+        self.accept_waiters.drain_into(&mut self.wake);
+        self.ping.waiters.drain_into(&mut self.wake);
+    }
+
+    /// Whether the session has ended and everything it had to say is on the wire: the
+    /// runtime may close the transport.
+    pub fn is_finished(&self, transmit_empty: bool) -> bool {
+        self.error.is_some() && self.goaway_out.is_none() && transmit_empty
+    }
+}
+
+/// Length of what a receive call returned (bytes copied or a chunk).
+trait Len {
+    fn len(&self) -> usize;
+}
+impl Len for usize {
+    fn len(&self) -> usize {
+        *self
+    }
+}
+impl Len for Bytes {
+    fn len(&self) -> usize {
+        Bytes::len(self)
+    }
+}

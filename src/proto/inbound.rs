@@ -1,0 +1,408 @@
+//! Frames from the peer: the preface (spec §2), header vetting before payload (spec §10), and
+//! each frame type's rules (spec §4–§8). Every violation ends the session through
+//! `protocol_error` with the code spec §10 names; nothing here panics on peer input.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{
+    closed::LateData,
+    core::Core,
+    stream::{RecvState, SendState, Stream},
+};
+use crate::{
+    error::{Error, Side},
+    frame::{ErrorCode, Flags, Frame, FrameType, Header, Preface, PrefaceError, PREFACE_LEN},
+};
+
+impl Core {
+    /// Whether the core takes more input now. `false` while a reply the peer forced (PONG,
+    /// a refusal RESET) is unsent — the single-slot rule of spec §8.1 / §11 — or once the
+    /// session has ended. The runtime stops reading the transport meanwhile.
+    pub fn can_receive(&self) -> bool {
+        self.error.is_none() && self.pong.is_none() && self.forced_replies == 0
+    }
+
+    /// Whether the peer's preface has arrived.
+    pub fn handshake_done(&self) -> bool {
+        self.peer.is_some()
+    }
+
+    /// The peer's 32 preface bytes (spec §2). A bad preface ends the session.
+    pub fn handle_preface(&mut self, bytes: &[u8; PREFACE_LEN]) -> Result<(), Error> {
+        match Preface::decode(bytes) {
+            Ok(peer) => {
+                self.peer = Some(peer);
+                self.session_send_credit =
+                    super::Credit::new(peer.session_window).unwrap_or_default();
+                self.open_waiters.drain_into(&mut self.wake);
+                Ok(())
+            }
+            Err(err) => {
+                let reason = match err {
+                    PrefaceError::BadMagic => "bad preface magic: peer does not speak braid",
+                    PrefaceError::Version(_) => "unsupported protocol version",
+                    PrefaceError::Setting(s) => s,
+                };
+                self.protocol_error(err.code(), reason);
+                Err(self.error.clone().expect("just failed"))
+            }
+        }
+    }
+
+    /// Vets a header before its payload is read (spec §10): flow-control limits are judged
+    /// from the length field alone, so a peer can't make us buffer what we would refuse.
+    pub fn check_header(&mut self, header: &Header) -> Result<(), Error> {
+        if header.kind != FrameType::Data || self.error.is_some() {
+            return Ok(());
+        }
+        if header.len > self.session_recv.peer_credit.get() {
+            return self.reject(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the session window");
+        }
+        if header.flags.contains(Flags::SYN) {
+            if header.len > self.config.initial_stream_window {
+                return self.reject(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "SYN carries more than the initial stream window",
+                );
+            }
+        } else if let Some(stream) = self.streams.get(&header.stream) {
+            if matches!(stream.recv, RecvState::Open | RecvState::Stopped)
+                && header.len > stream.recv_window.peer_credit.get()
+            {
+                return self.reject(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the stream window");
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, code: ErrorCode, reason: &'static str) -> Result<(), Error> {
+        self.protocol_error(code, reason);
+        Err(self.error.clone().expect("just failed"))
+    }
+
+    /// Ends the session for a peer's violation: GOAWAY(`code`) and a [`Error::Protocol`].
+    pub(crate) fn protocol_error(&mut self, code: ErrorCode, reason: &'static str) {
+        self.fail(Error::Protocol { code, reason }, Some((code, reason)));
+    }
+
+    /// A frame that failed to decode (spec §10).
+    pub fn handle_decode_error(&mut self, err: crate::frame::FrameError) {
+        self.protocol_error(err.code, err.reason);
+    }
+
+    /// Applies one frame from the peer.
+    pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.peer.is_none() {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "frame before preface");
+        }
+        self.frames_received += 1;
+        match frame {
+            Frame::Data {
+                stream,
+                flags,
+                payload,
+            } => self.on_data(stream, flags, payload),
+            Frame::WindowUpdate { stream, increment } => self.on_window_update(stream, increment),
+            Frame::Ping { ack: false, opaque } => self.pong = Some(opaque),
+            Frame::Ping { ack: true, opaque } => self.on_pong(now, opaque),
+            Frame::GoAway {
+                last_stream,
+                code,
+                debug,
+            } => self.on_goaway(last_stream, code, debug),
+            Frame::Reset { stream, code } => self.on_reset(stream, code),
+            Frame::StopSending { stream, code } => self.on_stop_sending(stream, code),
+        }
+    }
+
+    fn count_empty_frame(&mut self) {
+        self.empty_frames += 1;
+        if self.empty_frames > self.config.max_empty_frames {
+            self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many empty frames");
+        }
+    }
+
+    /// A frame for an id not in the table: never opened (error), or closed (spec §5).
+    /// Returns `true` when the frame is to be discarded quietly.
+    fn unknown_stream(&mut self, id: u32, is_data: bool) -> bool {
+        let never_opened = if self.is_local_id(id) {
+            id as u64 >= self.next_local_id
+        } else {
+            id > self.last_peer_id
+        };
+        if never_opened {
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "frame on a never-opened stream");
+            return false;
+        }
+        if is_data && self.closed.get(id) == Some(LateData::Error) {
+            self.protocol_error(ErrorCode::STREAM_CLOSED, "data after the peer ended the stream");
+            return false;
+        }
+        true
+    }
+
+    fn on_data(&mut self, id: u32, flags: Flags, payload: Bytes) {
+        let len = payload.len() as u32;
+        if self.session_recv.receive(len).is_err() {
+            return self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the session window");
+        }
+        self.bytes_received += len as u64;
+        if flags.contains(Flags::SYN) {
+            return self.on_syn(id, flags, payload);
+        }
+        if len == 0 && flags == Flags::NONE {
+            self.count_empty_frame();
+            if self.error.is_some() {
+                return;
+            }
+        }
+        let local = self.is_local_id(id);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            if self.unknown_stream(id, true) {
+                self.bytes_consumed(len as usize);
+            }
+            return;
+        };
+        if flags.contains(Flags::ACK) {
+            if !local || stream.acked {
+                return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "unexpected ACK");
+            }
+            stream.acked = true;
+            self.unacked_opens -= 1;
+            self.open_waiters.drain_into(&mut self.wake);
+        }
+        match &stream.recv {
+            RecvState::Open | RecvState::Stopped => {
+                if stream.recv_window.receive(len).is_err() {
+                    return self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the stream window");
+                }
+                if matches!(stream.recv, RecvState::Open) {
+                    if len > 0 {
+                        stream.recv_buf.get_or_insert_with(Default::default).push(payload);
+                        self.recv_buffered += len as usize;
+                    }
+                } else {
+                    self.session_recv.consume(len);
+                }
+                if flags.contains(Flags::FIN) {
+                    stream.recv = RecvState::Finished;
+                    self.closed_how(id, LateData::Error);
+                }
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    stream.wake_read(&mut self.wake);
+                }
+                self.after_change(id);
+            }
+            RecvState::Finished => {
+                self.protocol_error(ErrorCode::STREAM_CLOSED, "data after FIN")
+            }
+            RecvState::Aborted(Error::StreamReset { by: Side::Remote, .. }) => {
+                self.protocol_error(ErrorCode::STREAM_CLOSED, "data after the peer's RESET")
+            }
+            RecvState::Aborted(_) => self.bytes_consumed(len as usize),
+        }
+    }
+
+    fn on_syn(&mut self, id: u32, flags: Flags, payload: Bytes) {
+        let len = payload.len();
+        if self.is_local_id(id) {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SYN with this side's stream-id parity");
+        }
+        if id <= self.last_peer_id {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SYN with a stream id not above the last one");
+        }
+        if flags.contains(Flags::ACK) {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SYN and ACK on one frame");
+        }
+        if len as u32 > self.config.initial_stream_window {
+            return self.protocol_error(
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "SYN carries more than the initial stream window",
+            );
+        }
+        self.last_peer_id = id;
+        let refusal = if self.goaway_sent.is_some() {
+            Some(ErrorCode::REFUSED_STREAM)
+        } else if self.inbound_live >= self.config.max_inbound_streams {
+            Some(ErrorCode::REFUSED_STREAM)
+        } else if self.backlog.len() >= self.config.accept_backlog as usize {
+            Some(ErrorCode::BACKLOG_FULL)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            self.bytes_consumed(len);
+            self.closed_how(id, LateData::Discard);
+            return self.send_refusal(id, code);
+        }
+        let peer = self.peer.expect("handshake done");
+        let mut stream = Stream::new(peer.initial_stream_window, self.config.initial_stream_window);
+        // Checked above: len <= initial window.
+        let _ = stream.recv_window.receive(len as u32);
+        if len > 0 {
+            stream.recv_buf.get_or_insert_with(Default::default).push(payload);
+            self.recv_buffered += len;
+        }
+        if flags.contains(Flags::FIN) {
+            stream.recv = RecvState::Finished;
+            self.closed_how(id, LateData::Error);
+        }
+        self.streams.insert(id, stream);
+        self.inbound_live += 1;
+        self.backlog.push_back(id);
+        self.accept_waiters.drain_into(&mut self.wake);
+    }
+
+    /// A RESET braid itself sends for the peer's doing (refusal, timeout): counted against
+    /// `max_local_resets` (spec §11, hostile-peer row 3) and subject to the single-slot rule.
+    pub(crate) fn send_refusal(&mut self, id: u32, code: ErrorCode) {
+        self.local_resets += 1;
+        if self.local_resets > self.config.max_local_resets {
+            return self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many streams refused or reset");
+        }
+        self.control.push_back(Frame::Reset { stream: id, code });
+        self.forced_replies += 1;
+    }
+
+    fn on_window_update(&mut self, id: u32, increment: u32) {
+        if increment == 0 {
+            self.count_empty_frame();
+            return;
+        }
+        if id == 0 {
+            if self.session_send_credit.grant(increment).is_err() {
+                self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "session window above 2^31-1");
+            }
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            self.unknown_stream(id, false);
+            return;
+        };
+        if stream.send_credit.grant(increment).is_err() {
+            return self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1");
+        }
+        self.schedule_send(id);
+    }
+
+    fn on_pong(&mut self, now: Instant, opaque: u64) {
+        match self.ping.inflight {
+            Some((sent, at)) if sent == opaque => {
+                self.ping.inflight = None;
+                self.ping.rtt = Some(now.saturating_duration_since(at));
+                self.ping.completed += 1;
+                self.ping.waiters.drain_into(&mut self.wake);
+            }
+            // A reply we did not ask for: harmless, but it costs us a frame like an empty one.
+            _ => self.count_empty_frame(),
+        }
+    }
+
+    fn on_goaway(&mut self, last_stream: u32, code: ErrorCode, debug: Bytes) {
+        if code != ErrorCode::NO_ERROR {
+            let reason = (!debug.is_empty()).then(|| String::from_utf8_lossy(&debug).into());
+            self.goaway_recv = Some((last_stream, code));
+            return self.fail(
+                Error::SessionClosed {
+                    code,
+                    by: Side::Remote,
+                    reason,
+                },
+                None,
+            );
+        }
+        if let Some((prev, _)) = self.goaway_recv {
+            if last_stream > prev {
+                return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "GOAWAY raised its last stream id");
+            }
+        }
+        self.goaway_recv = Some((last_stream, code));
+        // Our streams above `last_stream` were never processed: refused, safe to retry.
+        let refused: Vec<u32> = self
+            .streams
+            .keys()
+            .copied()
+            .filter(|id| *id > last_stream && self.is_local_id(*id))
+            .collect();
+        for id in refused {
+            let err = Error::StreamRefused {
+                code: ErrorCode::REFUSED_STREAM,
+            };
+            if let Some(stream) = self.streams.get_mut(&id) {
+                let dropped = stream.abort(&err, &mut self.wake);
+                self.recv_buffered -= dropped;
+                self.bytes_consumed(dropped);
+            }
+            self.recount_send_buffer();
+            self.after_change(id);
+        }
+        self.open_waiters.drain_into(&mut self.wake);
+        self.accept_waiters.drain_into(&mut self.wake);
+        self.check_drained();
+    }
+
+    fn on_reset(&mut self, id: u32, code: ErrorCode) {
+        let local = self.is_local_id(id);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            self.unknown_stream(id, false);
+            return;
+        };
+        self.closed.insert(id, LateData::Error);
+        if stream.wire_closed() {
+            return;
+        }
+        let refused = local
+            && !stream.acked
+            && (code == ErrorCode::REFUSED_STREAM || code == ErrorCode::BACKLOG_FULL);
+        let err = if refused {
+            Error::StreamRefused { code }
+        } else {
+            Error::StreamReset {
+                code,
+                by: Side::Remote,
+            }
+        };
+        let unaccepted = !local && !stream.accepted;
+        let dropped = stream.abort(&err, &mut self.wake);
+        self.recv_buffered -= dropped;
+        self.bytes_consumed(dropped);
+        self.recount_send_buffer();
+        if unaccepted {
+            // Rapid reset (CVE-2023-44487): the peer made us set up a stream and tore it down
+            // before the application saw it.
+            self.backlog.retain(|b| *b != id);
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.accepted = true;
+            }
+            self.unaccepted_resets += 1;
+            if self.unaccepted_resets > self.config.max_unaccepted_resets {
+                self.after_change(id);
+                return self.protocol_error(
+                    ErrorCode::ENHANCE_YOUR_CALM,
+                    "too many streams reset before being accepted",
+                );
+            }
+        }
+        self.after_change(id);
+    }
+
+    fn on_stop_sending(&mut self, id: u32, code: ErrorCode) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            self.unknown_stream(id, false);
+            return;
+        };
+        if !matches!(stream.send, SendState::Open | SendState::Finishing) {
+            return;
+        }
+        let dropped = stream.send_buf.take().map_or(0, |b| b.len());
+        stream.send = SendState::Stopping(code);
+        stream.wake_write(&mut self.wake);
+        self.send_buffered -= dropped;
+        self.schedule_send(id);
+    }
+}

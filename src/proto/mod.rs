@@ -1,0 +1,44 @@
+//! The protocol core: sessions, streams, windows and timers as plain Rust with no IO and no
+//! clock (spec §5–§8). Inputs: [`Core::handle_preface`], [`Core::check_header`],
+//! [`Core::handle_frame`], [`Core::handle_timeout`] and application commands (`poll_open`,
+//! `poll_write`, `finish`, `reset`, ...). Outputs: [`Core::poll_transmit`] (bytes for the
+//! transport), [`Core::poll_timeout`] (when to call back), and wakers to wake
+//! ([`Core::take_wakers`]). The tokio runtime in [`crate::Session`] is a thin shell around it;
+//! tests, fuzz targets and benches drive it directly.
+
+mod buffer;
+mod closed;
+mod core;
+mod inbound;
+mod outbound;
+mod stream;
+mod timers;
+mod transmit;
+mod window;
+
+pub use self::core::{Core, Role, Stats};
+pub use transmit::Transmit;
+pub use window::{Credit, RecvWindow, WindowError};
+
+/// Hashes stream ids (already unique, increasing integers) with one multiply: fast and
+/// deterministic, unlike the default SipHash with random keys.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        let h = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Fold the well-mixed high bits into the low bits the table indexes with.
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+pub(crate) type IdBuildHasher = std::hash::BuildHasherDefault<IdHasher>;

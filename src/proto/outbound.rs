@@ -1,0 +1,210 @@
+//! Frames to the peer, in priority order: PING replies, GOAWAY, RESET/STOP_SENDING, window
+//! updates, our PING, then DATA from the streams round-robin, one frame per stream per turn
+//! (spec §7, DESIGN: control frames never wait behind bulk data).
+
+use std::time::Instant;
+
+use super::{core::Core, stream::SendState, Transmit};
+use crate::frame::{Flags, Frame, FrameType, Header, PREFACE_LEN};
+
+/// DATA bytes one stream may put in a frame per turn, so one bulk stream can't hold the
+/// others back for long.
+const QUANTUM: u32 = 64 * 1024;
+
+impl Core {
+    /// Whether [`Core::poll_transmit`] has anything to add.
+    pub fn wants_transmit(&self) -> bool {
+        !self.preface_sent
+            || self.goaway_out.is_some()
+            || (self.peer.is_some()
+                && (self.pong.is_some()
+                    || !self.control.is_empty()
+                    || !self.update_queue.is_empty()
+                    || self.session_update_due()
+                    || self.ping.to_send.is_some()
+                    || !self.send_queue.is_empty()))
+    }
+
+    fn session_update_due(&self) -> bool {
+        self.session_recv.unacked >= (self.session_recv.size / 4).max(1)
+    }
+
+    /// Appends frames to `tx` until it holds about `max_bytes` or nothing is left to send.
+    pub fn poll_transmit(&mut self, now: Instant, tx: &mut Transmit, max_bytes: usize) {
+        let start = tx.len();
+        if !self.preface_sent {
+            self.preface_sent = true;
+            let preface: [u8; PREFACE_LEN] = self.config.preface().encode();
+            tx.push_raw(&preface);
+        }
+        if let Some(goaway) = self.goaway_out.take() {
+            self.push_frame(tx, &goaway);
+        }
+        if self.peer.is_none() || self.error.is_some() {
+            return;
+        }
+        if let Some(opaque) = self.pong.take() {
+            self.push_frame(tx, &Frame::Ping { ack: true, opaque });
+        }
+        while let Some(frame) = self.control.pop_front() {
+            if let Frame::Reset { .. } = frame {
+                self.forced_replies = self.forced_replies.saturating_sub(1);
+            }
+            if let Frame::StopSending { stream, .. } = frame {
+                // STOP_SENDING may not precede the stream's SYN on the wire.
+                self.flush_pending_syn(tx, stream);
+            }
+            self.push_frame(tx, &frame);
+        }
+        if self.session_update_due() {
+            if let Some(increment) = self.session_recv.take_update(true) {
+                self.push_frame(tx, &Frame::WindowUpdate { stream: 0, increment });
+            }
+        }
+        self.push_stream_updates(now, tx);
+        if let Some(opaque) = self.ping.to_send.take() {
+            self.ping.inflight = Some((opaque, now));
+            self.push_frame(tx, &Frame::Ping { ack: false, opaque });
+        }
+        self.push_data(tx, start + max_bytes);
+    }
+
+    fn push_frame(&mut self, tx: &mut Transmit, frame: &Frame) {
+        self.frames_sent += 1;
+        tx.push_control(frame);
+    }
+
+    fn flush_pending_syn(&mut self, tx: &mut Transmit, id: u32) {
+        if let Some(stream) = self.streams.get_mut(&id) {
+            if stream.syn_pending {
+                stream.syn_pending = false;
+                self.frames_sent += 1;
+                tx.push_header(&Header {
+                    kind: FrameType::Data,
+                    flags: Flags::SYN,
+                    stream: id,
+                    len: 0,
+                });
+            }
+        }
+    }
+
+    fn push_stream_updates(&mut self, now: Instant, tx: &mut Transmit) {
+        let rtt = self.ping.rtt;
+        let max_window = self.config.max_stream_window;
+        while let Some(id) = self.update_queue.pop_front() {
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.in_update_queue = false;
+            if !matches!(stream.recv, super::stream::RecvState::Open) {
+                continue;
+            }
+            // Auto-tuning (spec §7.4): the reader drained a window's worth within two round
+            // trips, so the window, not the reader, limits throughput: double it, up to the
+            // cap. The session window (>= 16x the cap) bounds the total.
+            let w = &mut stream.recv_window;
+            if let (Some(rtt), Some(last)) = (rtt, stream.last_grant) {
+                if w.size < max_window && now.saturating_duration_since(last) < rtt * 2 {
+                    let extra = w.size.min(max_window - w.size);
+                    w.grow(extra);
+                }
+            }
+            if let Some(increment) = w.take_update(true) {
+                stream.last_grant = Some(now);
+                self.frames_sent += 1;
+                tx.push_control(&Frame::WindowUpdate { stream: id, increment });
+            }
+        }
+    }
+
+    fn push_data(&mut self, tx: &mut Transmit, limit: usize) {
+        let max_frame = self.peer.map_or(0, |p| p.max_frame_payload).min(QUANTUM);
+        let mut turns = self.send_queue.len();
+        while turns > 0 && tx.len() < limit {
+            turns -= 1;
+            let Some(id) = self.send_queue.pop_front() else {
+                break;
+            };
+            let session_credit = self.session_send_credit.get();
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.in_send_queue = false;
+            if !stream.wants_send() {
+                continue;
+            }
+            let data_allowed = matches!(stream.send, SendState::Open | SendState::Finishing);
+            let buffered = if data_allowed { stream.send_buffered() } else { 0 };
+            let n = (buffered as u32)
+                .min(stream.send_credit.get())
+                .min(session_credit)
+                .min(max_frame);
+            if n == 0 && buffered > 0 && session_credit == 0 && !stream.syn_pending && !stream.ack_pending {
+                // Only session credit is missing: keep its place and wait for WINDOW_UPDATE(0).
+                stream.in_send_queue = true;
+                self.send_queue.push_front(id);
+                break;
+            }
+            let mut flags = Flags::NONE;
+            if stream.syn_pending {
+                flags = flags.union(Flags::SYN);
+                stream.syn_pending = false;
+            }
+            if stream.ack_pending {
+                flags = flags.union(Flags::ACK);
+                stream.ack_pending = false;
+            }
+            let fin = match stream.send {
+                SendState::Finishing => buffered == n as usize,
+                SendState::Stopping(_) => true,
+                _ => false,
+            };
+            if fin {
+                flags = flags.union(Flags::FIN);
+                stream.send = match stream.send {
+                    SendState::Stopping(code) => {
+                        SendState::Aborted(crate::Error::StreamStopped { code })
+                    }
+                    _ => SendState::Done,
+                };
+            }
+            if n == 0 && flags == Flags::NONE {
+                continue;
+            }
+            // Credit checked above: n <= both credits.
+            let _ = stream.send_credit.spend(n);
+            let _ = self.session_send_credit.spend(n);
+            tx.push_header(&Header {
+                kind: FrameType::Data,
+                flags,
+                stream: id,
+                len: n,
+            });
+            let mut left = n as usize;
+            if let Some(buf) = stream.send_buf.as_mut() {
+                while left > 0 {
+                    let chunk = buf.pop(left).expect("n <= buffered");
+                    left -= chunk.len();
+                    tx.push_payload(chunk);
+                }
+                if buf.is_empty() {
+                    stream.send_buf = None;
+                }
+            }
+            self.send_buffered -= n as usize;
+            self.bytes_sent += n as u64;
+            self.frames_sent += 1;
+            if n > 0 || fin {
+                stream.wake_write(&mut self.wake);
+            }
+            if stream.wants_send() {
+                stream.in_send_queue = true;
+                self.send_queue.push_back(id);
+            }
+            if fin {
+                self.after_change(id);
+            }
+        }
+    }
+}

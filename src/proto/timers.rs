@@ -1,0 +1,90 @@
+//! Time-driven rules (spec §8.1, §11): keepalive PING and its timeout, the open timeout for
+//! unacknowledged streams, and the linger timeout for dropped streams the peer never ends.
+//! Open and linger deadlines are `now + constant`, so each lives in a FIFO queue: O(1) per
+//! stream, stale entries skipped when they come due.
+
+use std::time::Instant;
+
+use super::core::Core;
+use crate::{
+    error::{Error, TimeoutKind},
+    frame::ErrorCode,
+};
+
+impl Core {
+    /// The earliest instant at which [`Core::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.error.is_some() {
+            return None;
+        }
+        let keepalive = match self.ping.inflight {
+            Some((_, sent)) => Some(sent + self.config.keepalive_timeout),
+            None => self.ping.next_keepalive,
+        };
+        [
+            keepalive,
+            self.open_timers.front().map(|t| t.0),
+            self.linger_timers.front().map(|t| t.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs every rule whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some((_, sent)) = self.ping.inflight {
+            if now >= sent + self.config.keepalive_timeout {
+                return self.timed_out(TimeoutKind::Keepalive);
+            }
+        } else if let Some(at) = self.ping.next_keepalive {
+            if now >= at && self.ping.to_send.is_none() {
+                self.ping.to_send = Some(self.ping.next_opaque);
+                self.ping.next_opaque += 1;
+            }
+        }
+        if let Some(interval) = self.config.keepalive_interval {
+            if self.ping.next_keepalive.is_some_and(|at| now >= at) {
+                self.ping.next_keepalive = Some(now + interval);
+            }
+        }
+        while let Some(&(at, id)) = self.open_timers.front() {
+            if at > now {
+                break;
+            }
+            self.open_timers.pop_front();
+            let waiting = self
+                .streams
+                .get(&id)
+                .is_some_and(|s| !s.acked && s.live && !s.syn_pending);
+            if waiting {
+                self.count_local_reset();
+                self.reset_stream(id, ErrorCode::TIMEOUT, Error::Timeout(TimeoutKind::Open));
+            }
+        }
+        while let Some(&(at, id)) = self.linger_timers.front() {
+            if at > now {
+                break;
+            }
+            self.linger_timers.pop_front();
+            let lingering = self
+                .streams
+                .get(&id)
+                .is_some_and(|s| s.handles == 0 && s.live);
+            if lingering {
+                self.count_local_reset();
+                self.reset_stream(id, ErrorCode::TIMEOUT, Error::Timeout(TimeoutKind::Linger));
+            }
+        }
+    }
+
+    fn count_local_reset(&mut self) {
+        self.local_resets += 1;
+        if self.local_resets > self.config.max_local_resets {
+            self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many streams refused or reset");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The outgoing byte queue the core fills and the runtime writes: frame headers and small
+//! payloads are packed into one contiguous buffer, large payloads ride along as their own
+//! `Bytes`, and the whole batch goes out in one vectored write.
+
+use std::{collections::VecDeque, io::IoSlice};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::frame::{Frame, Header};
+
+/// Payloads at least this large are sent without copying.
+const ZERO_COPY_FROM: usize = 2048;
+
+/// Bytes waiting to be written to the transport, in order.
+#[derive(Debug, Default)]
+pub struct Transmit {
+    queue: VecDeque<Bytes>,
+    scratch: BytesMut,
+    len: usize,
+}
+
+impl Transmit {
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn push_header(&mut self, header: &Header) {
+        self.scratch.extend_from_slice(&header.encode());
+        self.len += crate::frame::HEADER_LEN;
+    }
+
+    pub(crate) fn push_payload(&mut self, payload: Bytes) {
+        self.len += payload.len();
+        if payload.len() < ZERO_COPY_FROM {
+            self.scratch.extend_from_slice(&payload);
+        } else {
+            self.seal();
+            self.queue.push_back(payload);
+        }
+    }
+
+    pub(crate) fn push_raw(&mut self, bytes: &[u8]) {
+        self.scratch.extend_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    pub(crate) fn push_control(&mut self, frame: &Frame) {
+        let before = self.scratch.len();
+        crate::frame::encode_frame(frame, &mut self.scratch);
+        self.len += self.scratch.len() - before;
+    }
+
+    fn seal(&mut self) {
+        if !self.scratch.is_empty() {
+            self.queue.push_back(self.scratch.split().freeze());
+        }
+    }
+
+    /// Fills `dst` with the queued bytes in order; returns how many slices were used.
+    pub fn io_slices<'a>(&'a mut self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.seal();
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(self.queue.iter()) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+
+    /// The first contiguous chunk (for transports without vectored writes).
+    pub fn first_chunk(&mut self) -> &[u8] {
+        self.seal();
+        self.queue.front().map(|b| &b[..]).unwrap_or(&[])
+    }
+
+    /// Marks `n` bytes as written.
+    pub fn advance(&mut self, mut n: usize) {
+        self.seal();
+        self.len -= n;
+        while n > 0 {
+            let front = self.queue.front_mut().expect("advance within queued bytes");
+            if front.len() > n {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.queue.pop_front();
+        }
+        if self.len == 0 && self.scratch.capacity() > 256 * 1024 {
+            self.scratch = BytesMut::new();
+        }
+    }
+
+    /// Everything queued, concatenated (tests and the in-memory harness).
+    pub fn take_all(&mut self) -> BytesMut {
+        self.seal();
+        let mut out = BytesMut::with_capacity(self.len);
+        for chunk in self.queue.drain(..) {
+            out.extend_from_slice(&chunk);
+        }
+        self.len = 0;
+        out
+    }
+}

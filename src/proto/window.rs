@@ -1,0 +1,140 @@
+//! Checked flow-control arithmetic (spec §7): credit can't go negative or past 2³¹−1, and
+//! every violation is an error value, never a panic or a wrap.
+
+use crate::frame::MAX_WINDOW;
+
+/// Send or receive credit, in bytes, always within `0..=2³¹−1`.
+///
+/// ```
+/// use braid::proto::Credit;
+/// let mut credit = Credit::new(10).unwrap();
+/// assert!(credit.spend(4).is_ok());
+/// assert!(credit.spend(7).is_err()); // beyond the window
+/// assert!(credit.grant(u32::MAX).is_err()); // past 2^31-1
+/// assert_eq!(credit.get(), 6);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Credit(u32);
+
+/// A window operation that would leave the allowed range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowError {
+    /// More bytes than the credit allows.
+    Exceeded,
+    /// Credit would pass 2³¹−1.
+    Overflow,
+}
+
+impl Credit {
+    /// Credit of `n` bytes; `None` past 2³¹−1.
+    pub fn new(n: u32) -> Option<Credit> {
+        (n <= MAX_WINDOW).then_some(Credit(n))
+    }
+
+    /// Bytes of credit left.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Uses `n` bytes of credit.
+    pub fn spend(&mut self, n: u32) -> Result<(), WindowError> {
+        self.0 = self.0.checked_sub(n).ok_or(WindowError::Exceeded)?;
+        Ok(())
+    }
+
+    /// Adds `n` bytes of credit.
+    pub fn grant(&mut self, n: u32) -> Result<(), WindowError> {
+        let sum = self.0.checked_add(n).filter(|s| *s <= MAX_WINDOW);
+        self.0 = sum.ok_or(WindowError::Overflow)?;
+        Ok(())
+    }
+}
+
+/// Receive-side accounting for one window (a stream's or the session's): how much the peer
+/// may still send, and how much the application consumed that was not yet granted back.
+///
+/// Invariant: `peer_credit + buffered + unacked == size` where `buffered` is what the
+/// receiver holds unread (tracked by its owner), so a peer can never make us hold more than
+/// `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvWindow {
+    /// The window's current size (the most the peer may have outstanding).
+    pub size: u32,
+    /// Credit the peer still has.
+    pub peer_credit: Credit,
+    /// Consumed bytes not yet granted back.
+    pub unacked: u32,
+}
+
+impl RecvWindow {
+    /// A window of `size` bytes, all granted.
+    pub fn new(size: u32) -> RecvWindow {
+        RecvWindow {
+            size,
+            peer_credit: Credit(size.min(MAX_WINDOW)),
+            unacked: 0,
+        }
+    }
+
+    /// The peer sent `n` bytes (spec §7: beyond the credit is a FLOW_CONTROL_ERROR).
+    pub fn receive(&mut self, n: u32) -> Result<(), WindowError> {
+        self.peer_credit.spend(n)
+    }
+
+    /// The application consumed `n` bytes. Returns whether an update is due: the unacked
+    /// amount reached a quarter of the window (spec §7.3), so small reads share one update.
+    pub fn consume(&mut self, n: u32) -> bool {
+        self.unacked = self.unacked.saturating_add(n);
+        self.unacked >= (self.size / 4).max(1)
+    }
+
+    /// Grows the window by `extra` bytes (auto-tuning, spec §7.4); the growth is granted with
+    /// the next update.
+    pub fn grow(&mut self, extra: u32) {
+        self.size = self.size.saturating_add(extra).min(MAX_WINDOW);
+        self.unacked = self.unacked.saturating_add(extra);
+    }
+
+    /// The pending increment, if it is worth a frame (or `force`d and non-zero).
+    pub fn take_update(&mut self, force: bool) -> Option<u32> {
+        let threshold = (self.size / 4).max(1);
+        if self.unacked == 0 || (!force && self.unacked < threshold) {
+            return None;
+        }
+        let inc = self.unacked;
+        // Our own bookkeeping keeps peer_credit + unacked <= size <= 2^31-1.
+        self.peer_credit.grant(inc).ok()?;
+        self.unacked = 0;
+        Some(inc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_and_spend_stay_in_range() {
+        let mut c = Credit::new(MAX_WINDOW).unwrap();
+        assert_eq!(c.grant(1), Err(WindowError::Overflow));
+        assert_eq!(c.get(), MAX_WINDOW);
+        c.spend(MAX_WINDOW).unwrap();
+        assert_eq!(c.spend(1), Err(WindowError::Exceeded));
+        assert!(Credit::new(MAX_WINDOW + 1).is_none());
+    }
+
+    #[test]
+    fn recv_window_batches_updates_to_a_quarter() {
+        let mut w = RecvWindow::new(1000);
+        w.receive(1000).unwrap();
+        assert_eq!(w.receive(1), Err(WindowError::Exceeded));
+        assert!(!w.consume(100));
+        assert!(!w.consume(149));
+        assert_eq!(w.take_update(false), None);
+        assert!(w.consume(1));
+        assert_eq!(w.take_update(false), Some(250));
+        assert_eq!(w.peer_credit.get(), 250);
+        assert!(!w.consume(5));
+        assert_eq!(w.take_update(true), Some(5));
+    }
+}

@@ -1,0 +1,298 @@
+//! The driver: the one task that owns the transport. Each turn it reads whatever the
+//! transport has into the core (unless the core asks to pause, spec §8.1 single-slot rule),
+//! writes what the core has to send in one vectored write, and runs due timers. It never
+//! waits on a stream's reader, and it keeps reading while its writes are blocked, so a peer
+//! that doesn't read can't wedge the session (hostile-peer row 22).
+
+use std::{
+    future::Future,
+    io::IoSlice,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Instant,
+};
+
+use bytes::BytesMut;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    time::Sleep,
+};
+use tokio_util::io::poll_read_buf;
+
+use super::{now, shared::Shared};
+use crate::{
+    config::Config,
+    error::TimeoutKind,
+    frame::{Decoder, PREFACE_LEN},
+    proto::{Core, Transmit},
+};
+
+/// Bytes read per transport read.
+const READ_CHUNK: usize = 128 * 1024;
+/// Bytes the core frames per batch before the driver writes them.
+const WRITE_BATCH: usize = 512 * 1024;
+/// Loop turns before the driver yields to the scheduler.
+const TURNS_PER_POLL: usize = 32;
+/// Vectored-write slices per call.
+const MAX_SLICES: usize = 64;
+
+/// The future that runs a session's IO. [`crate::Session::client`] and
+/// [`crate::Session::server`] spawn it; [`crate::Session::with_driver`] hands it to you to run
+/// on the executor of your choice. It completes when the session has ended and the transport
+/// is closed.
+#[must_use = "the session does nothing unless its driver runs"]
+pub struct Driver<T> {
+    io: T,
+    shared: Arc<Shared>,
+    read_buf: BytesMut,
+    decoder: Decoder,
+    read_closed: bool,
+    tx: Transmit,
+    timer: Pin<Box<Sleep>>,
+    /// Since when we have had bytes to write and the transport took none.
+    write_stalled_since: Option<Instant>,
+    write_timeout: std::time::Duration,
+    wakers: Vec<Waker>,
+    done: bool,
+}
+
+impl<T> std::fmt::Debug for Driver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("read_buffered", &self.read_buf.len())
+            .field("write_queued", &self.tx.len())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    pub(crate) fn new(io: T, shared: Arc<Shared>, config: &Config) -> Driver<T> {
+        Driver {
+            io,
+            shared,
+            read_buf: BytesMut::new(),
+            decoder: Decoder::new(config.max_frame_payload),
+            read_closed: false,
+            tx: Transmit::default(),
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            write_stalled_since: None,
+            write_timeout: config.write_timeout,
+            wakers: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Reads once from the transport. Returns whether bytes (or EOF/error) arrived.
+    fn poll_read_transport(&mut self, cx: &mut Context<'_>) -> bool {
+        let want = self.decoder.bytes_needed(&self.read_buf).max(READ_CHUNK);
+        if self.read_buf.capacity() - self.read_buf.len() < want {
+            self.read_buf.reserve(want);
+        }
+        match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(0)) => {
+                self.read_closed = true;
+                true
+            }
+            Poll::Ready(Ok(_)) => true,
+            Poll::Ready(Err(err)) => {
+                self.read_closed = true;
+                let mut inner = self.shared.inner.lock();
+                inner.core.transport_failed(err);
+                inner.core.drain_wakers(&mut self.wakers);
+                true
+            }
+        }
+    }
+
+    /// Feeds buffered bytes to the core until they run out or the core pauses input.
+    fn process_input(&mut self, core: &mut Core, now: Instant) {
+        if !core.handshake_done() {
+            if self.read_buf.len() < PREFACE_LEN {
+                if self.read_closed {
+                    core.transport_closed(true);
+                }
+                return;
+            }
+            let mut preface = [0u8; PREFACE_LEN];
+            preface.copy_from_slice(&self.read_buf.split_to(PREFACE_LEN));
+            if core.handle_preface(&preface).is_err() {
+                return;
+            }
+        }
+        while core.can_receive() {
+            match self.decoder.next_header(&mut self.read_buf) {
+                Ok(Some(header)) => {
+                    if core.check_header(&header).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => return core.handle_decode_error(err),
+            }
+            match self.decoder.next_frame(&mut self.read_buf) {
+                Ok(Some(frame)) => core.handle_frame(now, frame),
+                Ok(None) => break,
+                Err(err) => return core.handle_decode_error(err),
+            }
+        }
+        if self.read_closed && core.can_receive() {
+            core.transport_closed(!self.decoder.at_frame_boundary(&self.read_buf));
+        }
+    }
+
+    /// Writes queued bytes until the transport blocks. Returns whether any were written.
+    fn poll_write_transport(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut wrote = false;
+        while !self.tx.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let result = if self.io.is_write_vectored() {
+                let n = self.tx.io_slices(&mut slices);
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            } else {
+                let chunk = self.tx.first_chunk();
+                Pin::new(&mut self.io).poll_write(cx, chunk)
+            };
+            match result {
+                Poll::Pending => {
+                    self.write_stalled_since.get_or_insert(now);
+                    return wrote;
+                }
+                Poll::Ready(Ok(0)) => {
+                    self.write_failed(std::io::ErrorKind::WriteZero.into());
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.tx.advance(n);
+                    self.write_stalled_since = None;
+                    wrote = true;
+                }
+                Poll::Ready(Err(err)) => {
+                    self.write_failed(err);
+                    return true;
+                }
+            }
+        }
+        if wrote {
+            // Transports that buffer (TLS, BufWriter) need a flush; errors surface next write.
+            if let Poll::Ready(Err(err)) = Pin::new(&mut self.io).poll_flush(cx) {
+                self.write_failed(err);
+            }
+        }
+        wrote
+    }
+
+    fn write_failed(&mut self, err: std::io::Error) {
+        self.tx = Transmit::default();
+        self.write_stalled_since = None;
+        let mut inner = self.shared.inner.lock();
+        inner.core.transport_failed(err);
+        inner.core.drain_wakers(&mut self.wakers);
+    }
+
+    fn wake_all(&mut self) {
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+    }
+
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let now = now();
+        let mut progress = false;
+
+        let can_receive = {
+            let mut inner = self.shared.inner.lock();
+            inner.driver_notified = false;
+            if !inner.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                inner.driver = Some(cx.waker().clone());
+            }
+            inner.core.can_receive()
+        };
+        if can_receive && !self.read_closed {
+            progress |= self.poll_read_transport(cx);
+        }
+
+        let shared = self.shared.clone();
+        let (deadline, finished) = {
+            let mut inner = shared.inner.lock();
+            let core = &mut inner.core;
+            if can_receive && (!self.read_buf.is_empty() || self.read_closed) {
+                self.process_input(core, now);
+            }
+            if core.poll_timeout().is_some_and(|t| t <= now) {
+                core.handle_timeout(now);
+                progress = true;
+            }
+            if self.tx.len() < WRITE_BATCH && core.wants_transmit() {
+                core.poll_transmit(now, &mut self.tx, WRITE_BATCH);
+            }
+            core.drain_wakers(&mut self.wakers);
+            let deadline = core.poll_timeout();
+            inner.armed = deadline;
+            (deadline, inner.core.is_finished(self.tx.is_empty()))
+        };
+        self.wake_all();
+
+        if finished {
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+            return Poll::Ready(true);
+        }
+
+        progress |= self.poll_write_transport(cx, now);
+        self.wake_all();
+
+        let write_deadline = self.write_stalled_since.map(|t| t + self.write_timeout);
+        if write_deadline.is_some_and(|t| t <= now) {
+            // The peer stopped reading: give up on the bytes, fail the session.
+            self.tx = Transmit::default();
+            self.write_stalled_since = None;
+            let mut inner = self.shared.inner.lock();
+            inner.core.timed_out(TimeoutKind::Write);
+            inner.core.drain_wakers(&mut self.wakers);
+            drop(inner);
+            self.wake_all();
+            return Poll::Ready(false);
+        }
+        let next = [deadline, write_deadline].into_iter().flatten().min();
+        if let Some(at) = next {
+            let at = tokio::time::Instant::from_std(at);
+            if self.timer.deadline() != at {
+                self.timer.as_mut().reset(at);
+            }
+            if self.timer.as_mut().poll(cx).is_ready() {
+                progress = true;
+            }
+        }
+        if progress {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(());
+        }
+        for _ in 0..TURNS_PER_POLL {
+            match this.poll_turn(cx) {
+                Poll::Ready(true) => {
+                    this.done = true;
+                    return Poll::Ready(());
+                }
+                Poll::Ready(false) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Busy session: let other tasks run, come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

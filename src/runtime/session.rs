@@ -1,0 +1,140 @@
+//! [`Session`]: the cloneable handle to one multiplexed connection.
+
+use std::{future::poll_fn, sync::Arc, time::Duration};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{driver::Driver, now, shared::Shared, stream::Stream};
+use crate::{
+    config::Config,
+    error::Error,
+    frame::ErrorCode,
+    proto::{Core, Role, Stats},
+};
+
+/// One multiplexed connection. Cheap to clone; every clone is the same session.
+///
+/// Dropping the last `Session` handle sends GOAWAY: the peer can open no new stream, streams
+/// already open finish, then the transport closes. [`Session::close`] ends it at once.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), braid::Error> {
+/// let (a, b) = tokio::io::duplex(64 * 1024);
+/// let client = braid::Session::client(a, braid::Config::default())?;
+/// let server = braid::Session::server(b, braid::Config::default())?;
+/// tokio::spawn(async move {
+///     while let Ok(mut stream) = server.accept().await {
+///         tokio::spawn(async move {
+///             let (mut rx, mut tx) = stream.into_split();
+///             let _ = tokio::io::copy(&mut rx, &mut tx).await; // echo
+///             let _ = tx.finish();
+///         });
+///     }
+/// });
+/// let stream = client.open().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+    _guard: Arc<LastHandle>,
+}
+
+/// Sends GOAWAY when the last [`Session`] clone is dropped.
+#[derive(Debug)]
+struct LastHandle(Arc<Shared>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        self.0.with(|core| core.goaway(ErrorCode::NO_ERROR));
+    }
+}
+
+impl Session {
+    /// Starts the client end of a session over `io` and spawns its driver on the current
+    /// tokio runtime. Clients open odd stream ids.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (use [`Session::with_driver`] there).
+    pub fn client<T>(io: T, config: Config) -> Result<Session, Error>
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (session, driver) = Session::with_driver(io, config, Role::Client)?;
+        tokio::spawn(driver);
+        Ok(session)
+    }
+
+    /// Starts the server end of a session over `io` and spawns its driver. Servers open even
+    /// stream ids.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (use [`Session::with_driver`] there).
+    pub fn server<T>(io: T, config: Config) -> Result<Session, Error>
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (session, driver) = Session::with_driver(io, config, Role::Server)?;
+        tokio::spawn(driver);
+        Ok(session)
+    }
+
+    /// A session and its driver, for callers who run the driver themselves.
+    pub fn with_driver<T>(io: T, config: Config, role: Role) -> Result<(Session, Driver<T>), Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        config.validate()?;
+        let shared = Arc::new(Shared::new(Core::new(role, config.clone(), now())));
+        let driver = Driver::new(io, shared.clone(), &config);
+        let session = Session {
+            _guard: Arc::new(LastHandle(shared.clone())),
+            shared,
+        };
+        Ok((session, driver))
+    }
+
+    /// Opens a stream. Waits while the peer's concurrency limit or accept backlog is reached
+    /// (spec §6.1); fails once the session is closed or going away. No bytes are sent until
+    /// the first write or [`Stream::shutdown`](tokio::io::AsyncWriteExt::shutdown): the SYN
+    /// travels with the first data.
+    pub async fn open(&self) -> Result<Stream, Error> {
+        let id = poll_fn(|cx| self.shared.with(|core| core.poll_open(now(), cx.waker()))).await?;
+        Ok(Stream::new(self.shared.clone(), id))
+    }
+
+    /// Waits for the next stream the peer opens. Once no more can arrive (GOAWAY either way,
+    /// or the session ended) it returns the error that says why.
+    pub async fn accept(&self) -> Result<Stream, Error> {
+        let id = poll_fn(|cx| self.shared.with(|core| core.poll_accept(cx.waker()))).await?;
+        Ok(Stream::new(self.shared.clone(), id))
+    }
+
+    /// Measures one round trip with a PING (spec §8.1).
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        let since = self.shared.with(|core| core.send_ping(now()));
+        poll_fn(|cx| self.shared.with(|core| core.poll_ping(since, cx.waker()))).await
+    }
+
+    /// Graceful shutdown (spec §8.2): sends GOAWAY, refuses new streams both ways, lets open
+    /// streams finish. The session ends when none is left.
+    pub fn goaway(&self) {
+        self.shared.with(|core| core.goaway(ErrorCode::NO_ERROR));
+    }
+
+    /// Immediate close (spec §8.3): GOAWAY, every open stream fails, the transport closes.
+    /// Returns once the session has ended.
+    pub async fn close(&self) {
+        self.shared.with(|core| core.close());
+    }
+
+    /// Why the session ended, or `None` while it runs.
+    pub fn closed_reason(&self) -> Option<Error> {
+        self.shared.with(|core| core.error().cloned())
+    }
+
+    /// Counters: open streams, bytes and frames each way, buffered bytes, credit, RTT.
+    pub fn stats(&self) -> Stats {
+        self.shared.with(|core| core.stats())
+    }
+}

@@ -1,0 +1,226 @@
+//! Stream handles: [`Stream`] (both directions), and its owned halves [`RecvStream`] and
+//! [`SendStream`] for two tasks. Each call takes the session lock only for the core call it
+//! makes; credit goes back to the peer whenever bytes are consumed, whoever polls.
+
+use std::{
+    future::poll_fn,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::{now, shared::Shared};
+use crate::{error::Error, frame::ErrorCode};
+
+const HANDLE_SEND: u8 = 1;
+const HANDLE_RECV: u8 = 2;
+
+/// A bidirectional stream: tokio [`AsyncRead`] + [`AsyncWrite`].
+///
+/// * `shutdown()` sends FIN (half-close): the peer reads end-of-stream after every byte,
+///   and this side keeps reading.
+/// * A read returns `Ok(0)` only after the peer's FIN; a reset, a lost session or a
+///   transport failure is an error, never a silent end.
+/// * **Drop**: dropping a stream whose write side was not shut down **resets** it with
+///   `CANCEL`, so the peer can't mistake a truncated stream for a complete one; bytes
+///   written before a `shutdown()` are still delivered after a drop. Dropping a stream that
+///   was not read to the end sends STOP_SENDING(`CANCEL`).
+///
+/// ```no_run
+/// # async fn demo(session: braid::Session) -> Result<(), Box<dyn std::error::Error>> {
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// let mut stream = session.open().await?;
+/// stream.write_all(b"ping").await?;
+/// stream.shutdown().await?;
+/// let mut reply = String::new();
+/// stream.read_to_string(&mut reply).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Stream {
+    // Dropped first: an unfinished send half resets the whole stream in one frame.
+    send: SendStream,
+    recv: RecvStream,
+}
+
+/// The receiving half of a [`Stream`]: [`AsyncRead`], or chunks with [`RecvStream::recv`].
+#[derive(Debug)]
+pub struct RecvStream {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+/// The sending half of a [`Stream`]: [`AsyncWrite`], or owned chunks with
+/// [`SendStream::send`].
+#[derive(Debug)]
+pub struct SendStream {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+impl Stream {
+    pub(crate) fn new(shared: Arc<Shared>, id: u32) -> Stream {
+        Stream {
+            send: SendStream {
+                shared: shared.clone(),
+                id,
+            },
+            recv: RecvStream { shared, id },
+        }
+    }
+
+    /// The stream id (odd: opened by the client, even: by the server).
+    pub fn id(&self) -> u32 {
+        self.send.id
+    }
+
+    /// Aborts both directions and sends RESET(`code`); the peer's reads and writes fail with
+    /// an error naming the code.
+    pub fn reset(&mut self, code: ErrorCode) {
+        self.send.reset(code);
+    }
+
+    /// Sends FIN after the bytes written so far (same as `shutdown()`, without awaiting).
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.send.finish()
+    }
+
+    /// Splits into owned halves, for one task reading and another writing.
+    pub fn into_split(self) -> (RecvStream, SendStream) {
+        (self.recv, self.send)
+    }
+}
+
+impl RecvStream {
+    /// The stream id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The next chunk of bytes, without copying. `Ok(None)` only after the peer's FIN.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>, Error> {
+        poll_fn(|cx| {
+            self.shared
+                .with(|core| core.poll_recv_chunk(self.id, cx.waker(), usize::MAX))
+        })
+        .await
+    }
+
+    /// Asks the peer to stop sending (STOP_SENDING); bytes not yet read are discarded.
+    pub fn stop(&mut self, code: ErrorCode) {
+        self.shared.with(|core| core.stop(self.id, code));
+    }
+}
+
+impl SendStream {
+    /// The stream id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Queues `bytes` for sending without copying; waits while the send buffer is full.
+    /// Returns once every byte is queued (not when the peer has it).
+    pub async fn send(&mut self, mut bytes: Bytes) -> Result<(), Error> {
+        while !bytes.is_empty() {
+            let n = poll_fn(|cx| {
+                self.shared
+                    .with(|core| core.poll_write_bytes(self.id, cx.waker(), &bytes))
+            })
+            .await?;
+            let _ = bytes.split_to(n);
+        }
+        Ok(())
+    }
+
+    /// Sends FIN after the bytes queued so far (half-close). Idempotent.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.shared.with(|core| core.finish(self.id))
+    }
+
+    /// Aborts both directions of the stream with RESET(`code`).
+    pub fn reset(&mut self, code: ErrorCode) {
+        self.shared.with(|core| core.reset(self.id, code));
+    }
+
+    /// Waits until every byte queued so far has been handed to the transport.
+    pub async fn flush_queued(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.shared.with(|core| core.poll_flush(self.id, cx.waker()))).await
+    }
+}
+
+impl Drop for RecvStream {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.shared.with(|core| core.release(now(), id, HANDLE_RECV));
+    }
+}
+
+impl Drop for SendStream {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.shared.with(|core| core.release(now(), id, HANDLE_SEND));
+    }
+}
+
+impl AsyncRead for RecvStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let max = buf.remaining();
+        if max == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let id = self.id;
+        match self.shared.with(|core| core.poll_recv_chunk(id, cx.waker(), max)) {
+            Poll::Ready(Ok(Some(chunk))) => {
+                buf.put_slice(&chunk);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(None)) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for SendStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let id = self.id;
+        self.shared
+            .with(|core| core.poll_write(id, cx.waker(), buf))
+            .map_err(Into::into)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let id = self.id;
+        self.shared
+            .with(|core| core.poll_flush(id, cx.waker()))
+            .map_err(Into::into)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_mut().finish().map_err(Into::into))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().recv).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().send).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().send).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().send).poll_shutdown(cx)
+    }
+}

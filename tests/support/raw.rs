@@ -1,0 +1,102 @@
+//! A raw-frame peer: speaks braid by hand so tests can send what a real session never would.
+#![allow(dead_code)]
+
+use braid::frame::{encode_frame, Decoder, Flags, Frame, Preface, PREFACE_LEN};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+pub struct RawPeer {
+    pub io: DuplexStream,
+    pub buf: BytesMut,
+    pub decoder: Decoder,
+    pub peer_preface: Option<Preface>,
+}
+
+pub fn default_preface() -> Preface {
+    Preface {
+        initial_stream_window: 256 * 1024,
+        session_window: 64 * 1024 * 1024,
+        max_concurrent_streams: 1000,
+        accept_backlog: 1000,
+        max_frame_payload: 16 * 1024 * 1024,
+    }
+}
+
+impl RawPeer {
+    /// Wraps one end of a pipe whose other end runs a braid session.
+    pub fn new(io: DuplexStream) -> RawPeer {
+        RawPeer {
+            io,
+            buf: BytesMut::new(),
+            decoder: Decoder::new(16 * 1024 * 1024),
+            peer_preface: None,
+        }
+    }
+
+    /// Sends our preface and reads the session's.
+    pub async fn handshake(&mut self) {
+        self.send_raw(&default_preface().encode()).await;
+        self.read_preface().await;
+    }
+
+    pub async fn read_preface(&mut self) -> Preface {
+        while self.buf.len() < PREFACE_LEN {
+            let n = self.io.read_buf(&mut self.buf).await.unwrap();
+            assert!(n > 0, "EOF before preface");
+        }
+        let raw: [u8; PREFACE_LEN] = self.buf.split_to(PREFACE_LEN)[..].try_into().unwrap();
+        let p = Preface::decode(&raw).unwrap();
+        self.peer_preface = Some(p);
+        p
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).await.unwrap();
+    }
+
+    pub async fn send(&mut self, frame: Frame) {
+        let mut out = BytesMut::new();
+        encode_frame(&frame, &mut out);
+        self.send_raw(&out).await;
+    }
+
+    /// Sends frames in one write (or errors if the session closed the pipe).
+    pub async fn try_send_all(&mut self, frames: &[Frame]) -> std::io::Result<()> {
+        let mut out = BytesMut::new();
+        for f in frames {
+            encode_frame(f, &mut out);
+        }
+        self.io.write_all(&out).await
+    }
+
+    /// The next frame, or `None` at EOF.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf).expect("session sent a valid frame") {
+                return Some(f);
+            }
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads frames until a GOAWAY (returned) or EOF (`None`).
+    pub async fn expect_goaway(&mut self) -> Option<Frame> {
+        while let Some(f) = self.recv().await {
+            if matches!(f, Frame::GoAway { .. }) {
+                return Some(f);
+            }
+        }
+        None
+    }
+}
+
+pub fn data(stream: u32, flags: Flags, payload: &'static [u8]) -> Frame {
+    Frame::Data {
+        stream,
+        flags,
+        payload: Bytes::from_static(payload),
+    }
+}
