@@ -127,12 +127,7 @@ fn parse_payload(header: Header, mut payload: Bytes) -> Result<Frame, FrameError
         FrameType::GoAway => {
             let last_stream = payload.get_u32();
             let code = ErrorCode(payload.get_u32());
-            if std::str::from_utf8(&payload).is_err() {
-                return Err(FrameError::new(
-                    ErrorCode::PROTOCOL_ERROR,
-                    "GOAWAY debug text is not UTF-8",
-                ));
-            }
+            // Debug text is informational: invalid UTF-8 is shown lossily, not an error (§4.4).
             Frame::GoAway {
                 last_stream,
                 code,

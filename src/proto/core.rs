@@ -109,6 +109,8 @@ pub(crate) struct PingState {
 pub struct Core {
     pub(crate) role: Role,
     pub(crate) config: Config,
+    /// When the session started (the peer's preface is due within the keepalive timeout).
+    pub(crate) started: Instant,
     pub(crate) peer: Option<Preface>,
     pub(crate) preface_sent: bool,
     pub(crate) streams: HashMap<u32, Stream, IdBuildHasher>,
@@ -166,6 +168,7 @@ impl Core {
         Core {
             role,
             config,
+            started: now,
             peer: None,
             preface_sent: false,
             streams: HashMap::default(),

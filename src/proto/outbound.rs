@@ -25,8 +25,13 @@ impl Core {
                     || !self.send_queue.is_empty()))
     }
 
+    /// Spec §7.3: a session update is due once a quarter of the window was consumed, or as
+    /// soon as anything was consumed while the peer's remaining credit is under a quarter
+    /// (so stalled streams holding most of the window can't starve the others).
     fn session_update_due(&self) -> bool {
-        self.session_recv.unacked >= (self.session_recv.size / 4).max(1)
+        let quarter = (self.session_recv.size / 4).max(1);
+        self.session_recv.unacked >= quarter
+            || (self.session_recv.unacked > 0 && self.session_recv.peer_credit.get() < quarter)
     }
 
     /// Appends frames to `tx` until it holds about `max_bytes` or nothing is left to send.
@@ -51,8 +56,8 @@ impl Core {
                 self.forced_replies = self.forced_replies.saturating_sub(1);
             }
             if let Frame::StopSending { stream, .. } = frame {
-                // STOP_SENDING may not precede the stream's SYN on the wire.
-                self.flush_pending_syn(tx, stream);
+                // STOP_SENDING may not precede the stream's SYN or ACK on the wire.
+                self.flush_open_flags(tx, stream);
             }
             self.push_frame(tx, &frame);
         }
@@ -74,18 +79,24 @@ impl Core {
         tx.push_control(frame);
     }
 
-    fn flush_pending_syn(&mut self, tx: &mut Transmit, id: u32) {
+    /// Puts a pending SYN or ACK on the wire as an empty DATA frame, so that no other frame
+    /// of the stream precedes it (spec §6.1).
+    fn flush_open_flags(&mut self, tx: &mut Transmit, id: u32) {
         if let Some(stream) = self.streams.get_mut(&id) {
-            if stream.syn_pending {
-                stream.syn_pending = false;
-                self.frames_sent += 1;
-                tx.push_header(&Header {
-                    kind: FrameType::Data,
-                    flags: Flags::SYN,
-                    stream: id,
-                    len: 0,
-                });
-            }
+            let flags = match (stream.syn_pending, stream.ack_pending) {
+                (true, _) => Flags::SYN,
+                (false, true) => Flags::ACK,
+                (false, false) => return,
+            };
+            stream.syn_pending = false;
+            stream.ack_pending = false;
+            self.frames_sent += 1;
+            tx.push_header(&Header {
+                kind: FrameType::Data,
+                flags,
+                stream: id,
+                len: 0,
+            });
         }
     }
 
@@ -112,6 +123,7 @@ impl Core {
             }
             if let Some(increment) = w.take_update(true) {
                 stream.last_grant = Some(now);
+                self.flush_open_flags(tx, id);
                 self.frames_sent += 1;
                 tx.push_control(&Frame::WindowUpdate { stream: id, increment });
             }

@@ -19,6 +19,7 @@ impl Core {
         }
         let keepalive = match self.ping.inflight {
             Some((_, sent)) => Some(sent + self.config.keepalive_timeout),
+            None if self.peer.is_none() => Some(self.started + self.config.keepalive_timeout),
             None => self.ping.next_keepalive,
         };
         [
@@ -34,6 +35,13 @@ impl Core {
     /// Runs every rule whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.error.is_some() {
+            return;
+        }
+        if self.peer.is_none() {
+            // Spec §2: the peer's preface must arrive within the keepalive timeout.
+            if now >= self.started + self.config.keepalive_timeout {
+                self.timed_out(TimeoutKind::Keepalive);
+            }
             return;
         }
         if let Some((_, sent)) = self.ping.inflight {
