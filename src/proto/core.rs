@@ -111,6 +111,9 @@ pub struct Core {
     pub(crate) config: Config,
     /// When the session started (the peer's preface is due within the keepalive timeout).
     pub(crate) started: Instant,
+    /// Smallest DATA frame worth sending when more is buffered: a quarter of the peer's
+    /// initial window, at most 4 KiB (set from the peer's preface).
+    pub(crate) min_chunk: u32,
     pub(crate) peer: Option<Preface>,
     pub(crate) preface_sent: bool,
     pub(crate) streams: HashMap<u32, Stream, IdBuildHasher>,
@@ -169,6 +172,7 @@ impl Core {
             role,
             config,
             started: now,
+            min_chunk: 1,
             peer: None,
             preface_sent: false,
             streams: HashMap::default(),
@@ -718,12 +722,19 @@ impl Core {
         self.fail(Error::Timeout(kind), goaway);
     }
 
+    /// Test hook: makes the next locally opened id `next` (to reach the end of the id space,
+    /// spec §5.1, without opening two billion streams).
+    #[doc(hidden)]
+    pub fn set_next_local_id_for_tests(&mut self, next: u64) {
+        self.next_local_id = next;
+    }
+
     // ----- bookkeeping shared by the modules -----
 
     /// Puts `id` on the send queue if it has something to send.
     pub(crate) fn schedule_send(&mut self, id: u32) {
         if let Some(stream) = self.streams.get_mut(&id) {
-            if !stream.in_send_queue && stream.wants_send() {
+            if !stream.in_send_queue && stream.wants_send(self.min_chunk) {
                 stream.in_send_queue = true;
                 self.send_queue.push_back(id);
             }

@@ -34,6 +34,7 @@ impl Core {
         match Preface::decode(bytes) {
             Ok(peer) => {
                 self.peer = Some(peer);
+                self.min_chunk = (peer.initial_stream_window / 4).min(4096);
                 self.session_send_credit =
                     super::Credit::new(peer.session_window).unwrap_or_default();
                 self.open_waiters.drain_into(&mut self.wake);

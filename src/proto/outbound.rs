@@ -143,7 +143,7 @@ impl Core {
                 continue;
             };
             stream.in_send_queue = false;
-            if !stream.wants_send() {
+            if !stream.wants_send(self.min_chunk) {
                 continue;
             }
             let data_allowed = matches!(stream.send, SendState::Open | SendState::Finishing);
@@ -210,7 +210,7 @@ impl Core {
             if n > 0 || fin {
                 stream.wake_write(&mut self.wake);
             }
-            if stream.wants_send() {
+            if stream.wants_send(self.min_chunk) {
                 stream.in_send_queue = true;
                 self.send_queue.push_back(id);
             }

@@ -111,14 +111,19 @@ impl Stream {
         send_done && recv_done
     }
 
-    /// Has a frame to send: SYN, ACK, a FIN, or data with credit.
-    pub(crate) fn wants_send(&self) -> bool {
+    /// Has a frame to send: SYN, ACK, a FIN, or data with enough credit. Data waits until
+    /// the credit covers `min_chunk` bytes or all that is buffered, so a peer opening its
+    /// window a byte at a time gets no tiny frames back (hostile-peer row 14, like TCP's
+    /// silly-window avoidance).
+    pub(crate) fn wants_send(&self, min_chunk: u32) -> bool {
         if self.syn_pending || self.ack_pending {
             return true;
         }
+        let buffered = self.send_buffered();
+        let enough_credit = self.send_credit.get() as usize >= buffered.min(min_chunk as usize).max(1);
         match self.send {
-            SendState::Open => self.send_buffered() > 0 && self.send_credit.get() > 0,
-            SendState::Finishing => self.send_buffered() == 0 || self.send_credit.get() > 0,
+            SendState::Open => buffered > 0 && enough_credit,
+            SendState::Finishing => buffered == 0 || enough_credit,
             SendState::Stopping(_) => true,
             SendState::Done | SendState::Aborted(_) => false,
         }
