@@ -15,7 +15,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let streams: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let bytes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(64 * 1024);
+    let bytes: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(64 * 1024);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

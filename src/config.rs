@@ -113,14 +113,23 @@ impl Config {
             self.session_window as u64 >= 16 * self.max_stream_window as u64,
             "session_window must be >= 16 * max_stream_window (spec §7.5)",
         )?;
-        check(self.max_inbound_streams >= 1, "max_inbound_streams must be >= 1")?;
-        check(self.max_outbound_streams >= 1, "max_outbound_streams must be >= 1")?;
+        check(
+            self.max_inbound_streams >= 1,
+            "max_inbound_streams must be >= 1",
+        )?;
+        check(
+            self.max_outbound_streams >= 1,
+            "max_outbound_streams must be >= 1",
+        )?;
         check(self.accept_backlog >= 1, "accept_backlog must be >= 1")?;
         check(
             (MIN_FRAME_PAYLOAD_LIMIT..=MAX_FRAME_PAYLOAD_LIMIT).contains(&self.max_frame_payload),
             "max_frame_payload must be in 1 KiB ..= 16 MiB",
         )?;
-        check(self.stream_send_buffer >= 1024, "stream_send_buffer must be >= 1 KiB")?;
+        check(
+            self.stream_send_buffer >= 1024,
+            "stream_send_buffer must be >= 1 KiB",
+        )?;
         check(
             self.session_send_buffer >= self.stream_send_buffer,
             "session_send_buffer must be >= stream_send_buffer",

@@ -149,7 +149,9 @@ impl From<Error> for io::Error {
                 io::ErrorKind::ConnectionReset
             }
             Error::StreamStopped { .. } => io::ErrorKind::BrokenPipe,
-            Error::SessionClosed { .. } | Error::GoingAway { .. } => io::ErrorKind::ConnectionAborted,
+            Error::SessionClosed { .. } | Error::GoingAway { .. } => {
+                io::ErrorKind::ConnectionAborted
+            }
             Error::Protocol { .. } => io::ErrorKind::InvalidData,
             Error::Timeout(_) => io::ErrorKind::TimedOut,
             Error::Io(e) => e.kind(),

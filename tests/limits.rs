@@ -38,12 +38,18 @@ async fn keepalive_detects_a_peer_that_stops_answering() {
     });
     let started = tokio::time::Instant::now();
     let err = client.accept().await.unwrap_err();
-    assert!(matches!(err, Error::Timeout(TimeoutKind::Keepalive)), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout(TimeoutKind::Keepalive)),
+        "{err:?}"
+    );
     assert!(started.elapsed() <= Duration::from_secs(3) + Duration::from_millis(10));
     let (pings, goaway) = reader.await.unwrap();
     assert!(pings >= 1);
     assert_eq!(goaway, Some(ErrorCode::TIMEOUT));
-    assert_eq!(client.open().await.unwrap_err().code(), Some(ErrorCode::TIMEOUT));
+    assert_eq!(
+        client.open().await.unwrap_err().code(),
+        Some(ErrorCode::TIMEOUT)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,13 +177,20 @@ async fn a_peer_opening_beyond_our_limit_is_refused_on_that_stream_only() {
     peer.send(data(1, Flags::SYN, b"one")).await;
     peer.send(data(3, Flags::SYN, b"two")).await;
     peer.send(data(5, Flags::SYN, b"three")).await;
-    peer.send(Frame::Ping { ack: false, opaque: 42 }).await;
+    peer.send(Frame::Ping {
+        ack: false,
+        opaque: 42,
+    })
+    .await;
     let mut refused = None;
     let mut pong = false;
     while refused.is_none() || !pong {
         match peer.recv().await.expect("session stays up") {
             Frame::Reset { stream, code } => refused = Some((stream, code)),
-            Frame::Ping { ack: true, opaque: 42 } => pong = true,
+            Frame::Ping {
+                ack: true,
+                opaque: 42,
+            } => pong = true,
             Frame::GoAway { .. } => panic!("session must not close"),
             _ => {}
         }

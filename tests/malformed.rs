@@ -56,7 +56,8 @@ fn header(kind: u8, flags: u8, stream: u32, len: u32) -> Vec<u8> {
 #[tokio::test]
 async fn garbage_preface_is_rejected_before_any_stream() {
     let (server, mut peer) = server_and_raw();
-    peer.send_raw(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n").await;
+    peer.send_raw(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        .await;
     peer.read_preface().await;
     match peer.expect_goaway().await {
         Some(Frame::GoAway { code, .. }) => assert_eq!(code, ErrorCode::PROTOCOL_ERROR),
@@ -91,7 +92,9 @@ async fn preface_setting_out_of_range_is_rejected() {
     };
     peer.send_raw(&bad.encode()).await;
     peer.read_preface().await;
-    assert!(matches!(peer.expect_goaway().await, Some(Frame::GoAway { code, .. }) if code == ErrorCode::PROTOCOL_ERROR));
+    assert!(
+        matches!(peer.expect_goaway().await, Some(Frame::GoAway { code, .. }) if code == ErrorCode::PROTOCOL_ERROR)
+    );
     assert!(server.accept().await.is_err());
 }
 
@@ -111,8 +114,18 @@ async fn unknown_flag_and_reserved_bits() {
 #[tokio::test]
 async fn length_over_max_frame_payload_is_refused_from_the_header() {
     // Only the header is sent: 4 GiB are announced, nothing may be allocated for them.
-    expect_violation(vec![], &header(0x0, 0x1, 1, u32::MAX), ErrorCode::FRAME_SIZE_ERROR).await;
-    expect_violation(vec![], &header(0x0, 0x1, 1, 64 * 1024 + 1), ErrorCode::FRAME_SIZE_ERROR).await;
+    expect_violation(
+        vec![],
+        &header(0x0, 0x1, 1, u32::MAX),
+        ErrorCode::FRAME_SIZE_ERROR,
+    )
+    .await;
+    expect_violation(
+        vec![],
+        &header(0x0, 0x1, 1, 64 * 1024 + 1),
+        ErrorCode::FRAME_SIZE_ERROR,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -125,12 +138,22 @@ async fn control_frame_with_wrong_length() {
 async fn session_frames_on_a_stream_and_stream_frames_on_zero() {
     expect_violation(vec![], &header(0x2, 0, 1, 8), ErrorCode::PROTOCOL_ERROR).await;
     expect_violation(vec![], &header(0x3, 0, 1, 8), ErrorCode::PROTOCOL_ERROR).await;
-    expect_violation(vec![data(0, Flags::SYN, b"x")], &[], ErrorCode::PROTOCOL_ERROR).await;
+    expect_violation(
+        vec![data(0, Flags::SYN, b"x")],
+        &[],
+        ErrorCode::PROTOCOL_ERROR,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn data_on_a_never_opened_stream() {
-    expect_violation(vec![data(7, Flags::NONE, b"hi")], &[], ErrorCode::PROTOCOL_ERROR).await;
+    expect_violation(
+        vec![data(7, Flags::NONE, b"hi")],
+        &[],
+        ErrorCode::PROTOCOL_ERROR,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -148,14 +171,22 @@ async fn data_on_a_stream_the_peer_reset() {
 
 #[tokio::test]
 async fn data_after_fin() {
-    let frames = vec![data(1, Flags::SYN.union(Flags::FIN), b"hi"), data(1, Flags::NONE, b"more")];
+    let frames = vec![
+        data(1, Flags::SYN.union(Flags::FIN), b"hi"),
+        data(1, Flags::NONE, b"more"),
+    ];
     expect_violation(frames, &[], ErrorCode::STREAM_CLOSED).await;
 }
 
 #[tokio::test]
 async fn wrong_stream_id_parity_and_ids_going_backwards() {
     // A client must open odd ids.
-    expect_violation(vec![data(2, Flags::SYN, b"x")], &[], ErrorCode::PROTOCOL_ERROR).await;
+    expect_violation(
+        vec![data(2, Flags::SYN, b"x")],
+        &[],
+        ErrorCode::PROTOCOL_ERROR,
+    )
+    .await;
     let backwards = vec![data(5, Flags::SYN, b"x"), data(3, Flags::SYN, b"y")];
     expect_violation(backwards, &[], ErrorCode::PROTOCOL_ERROR).await;
     let duplicate = vec![data(5, Flags::SYN, b"x"), data(5, Flags::SYN, b"y")];
@@ -207,7 +238,9 @@ async fn syn_carrying_more_than_the_initial_window_is_refused_from_the_header() 
     peer.handshake().await;
     // Header only: the 32 KiB payload never follows.
     peer.send_raw(&header(0x0, 0x1, 1, 32 * 1024)).await;
-    assert!(matches!(peer.expect_goaway().await, Some(Frame::GoAway { code, .. }) if code == ErrorCode::FLOW_CONTROL_ERROR));
+    assert!(
+        matches!(peer.expect_goaway().await, Some(Frame::GoAway { code, .. }) if code == ErrorCode::FLOW_CONTROL_ERROR)
+    );
     assert!(server.accept().await.is_err());
     assert_eq!(server.stats().tracked_streams, 0);
 }

@@ -1,3 +1,4 @@
+//! Smoke test: one stream echoed through a client and a server session.
 mod support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -144,9 +144,7 @@ impl Header {
             FrameType::Data => self.len <= max_frame_payload,
             FrameType::WindowUpdate | FrameType::Reset | FrameType::StopSending => self.len == 4,
             FrameType::Ping => self.len == 8,
-            FrameType::GoAway => {
-                (8..=8 + super::MAX_GOAWAY_DEBUG as u32).contains(&self.len)
-            }
+            FrameType::GoAway => (8..=8 + super::MAX_GOAWAY_DEBUG as u32).contains(&self.len),
         };
         if !len_ok {
             return Err(FrameError::new(

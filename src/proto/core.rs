@@ -298,20 +298,26 @@ impl Core {
         if self.next_local_id > u32::MAX as u64 {
             return Poll::Ready(Err(Error::StreamIdsExhausted));
         }
-        let max_live = peer.max_concurrent_streams.min(self.config.max_outbound_streams);
+        let max_live = peer
+            .max_concurrent_streams
+            .min(self.config.max_outbound_streams);
         if self.outbound_live >= max_live || self.unacked_opens >= peer.accept_backlog {
             self.open_waiters.register(waker);
             return Poll::Pending;
         }
         let id = self.next_local_id as u32;
         self.next_local_id += 2;
-        let mut stream = Stream::new(peer.initial_stream_window, self.config.initial_stream_window);
+        let mut stream = Stream::new(
+            peer.initial_stream_window,
+            self.config.initial_stream_window,
+        );
         stream.syn_pending = true;
         stream.handles = HANDLE_SEND | HANDLE_RECV;
         self.streams.insert(id, stream);
         self.outbound_live += 1;
         self.unacked_opens += 1;
-        self.open_timers.push_back((now + self.config.open_timeout, id));
+        self.open_timers
+            .push_back((now + self.config.open_timeout, id));
         self.schedule_send(id);
         Poll::Ready(Ok(id))
     }
@@ -354,7 +360,12 @@ impl Core {
     // ----- reading (spec §7.3: credit goes back as the application consumes) -----
 
     /// Copies received bytes into `dst`. `Ready(Ok(0))` only after the peer's FIN.
-    pub fn poll_read(&mut self, id: u32, waker: &Waker, dst: &mut [u8]) -> Poll<Result<usize, Error>> {
+    pub fn poll_read(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        dst: &mut [u8],
+    ) -> Poll<Result<usize, Error>> {
         self.poll_recv_with(id, waker, |buf| buf.read_into(dst))
             .map_ok(|n| n.unwrap_or(0))
     }
@@ -368,11 +379,17 @@ impl Core {
         max: usize,
     ) -> Poll<Result<Option<Bytes>, Error>> {
         self.poll_recv_with(id, waker, |buf| {
-            buf.pop(max).expect("poll_recv_with calls with a non-empty buffer")
+            buf.pop(max)
+                .expect("poll_recv_with calls with a non-empty buffer")
         })
     }
 
-    fn poll_recv_with<T, F>(&mut self, id: u32, waker: &Waker, take: F) -> Poll<Result<Option<T>, Error>>
+    fn poll_recv_with<T, F>(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        take: F,
+    ) -> Poll<Result<Option<T>, Error>>
     where
         F: FnOnce(&mut ByteQueue) -> T,
         T: Len,
@@ -386,7 +403,8 @@ impl Core {
             if buf.is_empty() {
                 stream.recv_buf = None;
             }
-            let update = matches!(stream.recv, RecvState::Open) && stream.recv_window.consume(n as u32);
+            let update =
+                matches!(stream.recv, RecvState::Open) && stream.recv_window.consume(n as u32);
             if update && !stream.in_update_queue {
                 stream.in_update_queue = true;
                 self.update_queue.push_back(id);
@@ -425,28 +443,47 @@ impl Core {
 
     /// Buffers up to `data.len()` bytes for sending; `Pending` (waker registered) while the
     /// stream's or the session's send buffer is full (spec §11).
-    pub fn poll_write(&mut self, id: u32, waker: &Waker, data: &[u8]) -> Poll<Result<usize, Error>> {
+    pub fn poll_write(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        data: &[u8],
+    ) -> Poll<Result<usize, Error>> {
         self.poll_write_with(id, waker, data.len(), |buf, n| buf.push_slice(&data[..n]))
     }
 
     /// Like [`Core::poll_write`] for owned bytes: takes a prefix of `data` without copying
     /// large chunks, returns how many bytes were taken.
-    pub fn poll_write_bytes(&mut self, id: u32, waker: &Waker, data: &Bytes) -> Poll<Result<usize, Error>> {
+    pub fn poll_write_bytes(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        data: &Bytes,
+    ) -> Poll<Result<usize, Error>> {
         self.poll_write_with(id, waker, data.len(), |buf, n| buf.push(data.slice(..n)))
     }
 
-    fn poll_write_with<F>(&mut self, id: u32, waker: &Waker, len: usize, push: F) -> Poll<Result<usize, Error>>
+    fn poll_write_with<F>(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        len: usize,
+        push: F,
+    ) -> Poll<Result<usize, Error>>
     where
         F: FnOnce(&mut ByteQueue, usize),
     {
-        let session_room = (self.config.session_send_buffer as usize).saturating_sub(self.send_buffered);
+        let session_room =
+            (self.config.session_send_buffer as usize).saturating_sub(self.send_buffered);
         let Some(stream) = self.streams.get_mut(&id) else {
             return Poll::Ready(Err(self.gone_error()));
         };
         match &stream.send {
             SendState::Open => {}
             SendState::Aborted(err) => return Poll::Ready(Err(err.clone())),
-            SendState::Stopping(code) => return Poll::Ready(Err(Error::StreamStopped { code: *code })),
+            SendState::Stopping(code) => {
+                return Poll::Ready(Err(Error::StreamStopped { code: *code }))
+            }
             _ => {
                 return Poll::Ready(Err(Error::io(std::io::Error::new(
                     std::io::ErrorKind::BrokenPipe,
@@ -457,7 +494,8 @@ impl Core {
         if len == 0 {
             return Poll::Ready(Ok(0));
         }
-        let stream_room = (self.config.stream_send_buffer as usize).saturating_sub(stream.send_buffered());
+        let stream_room =
+            (self.config.stream_send_buffer as usize).saturating_sub(stream.send_buffered());
         let n = len.min(stream_room).min(session_room);
         if n == 0 {
             stream.write_waker = Some(waker.clone());
@@ -550,7 +588,8 @@ impl Core {
         stream.wake_read(&mut self.wake);
         self.recv_buffered -= dropped;
         self.bytes_consumed(dropped);
-        self.control.push_back(Frame::StopSending { stream: id, code });
+        self.control
+            .push_back(Frame::StopSending { stream: id, code });
     }
 
     /// The application dropped the handle(s) in `halves` (`1` send, `2` receive, `3` both).
@@ -575,7 +614,8 @@ impl Core {
         if no_handles {
             if let Some(stream) = self.streams.get(&id) {
                 if !stream.wire_closed() {
-                    self.linger_timers.push_back((now + self.config.linger_timeout, id));
+                    self.linger_timers
+                        .push_back((now + self.config.linger_timeout, id));
                 }
             }
             self.after_change(id);
@@ -691,7 +731,8 @@ impl Core {
         if self.error.is_some() {
             return;
         }
-        let graceful = !mid_frame && self.goaway_recv.is_some() && self.inbound_live + self.outbound_live == 0;
+        let graceful =
+            !mid_frame && self.goaway_recv.is_some() && self.inbound_live + self.outbound_live == 0;
         let err = if graceful {
             let (_, code) = self.goaway_recv.expect("checked");
             Error::SessionClosed {

@@ -59,7 +59,10 @@ impl Core {
             return Ok(());
         }
         if header.len > self.session_recv.peer_credit.get() {
-            return self.reject(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the session window");
+            return self.reject(
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "data beyond the session window",
+            );
         }
         if header.flags.contains(Flags::SYN) {
             if header.len > self.config.initial_stream_window {
@@ -72,7 +75,10 @@ impl Core {
             if matches!(stream.recv, RecvState::Open | RecvState::Stopped)
                 && header.len > stream.recv_window.peer_credit.get()
             {
-                return self.reject(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the stream window");
+                return self.reject(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "data beyond the stream window",
+                );
             }
         }
         Ok(())
@@ -141,7 +147,10 @@ impl Core {
             return false;
         }
         if is_data && self.closed.get(id) == Some(LateData::Error) {
-            self.protocol_error(ErrorCode::STREAM_CLOSED, "data after the peer ended the stream");
+            self.protocol_error(
+                ErrorCode::STREAM_CLOSED,
+                "data after the peer ended the stream",
+            );
             return false;
         }
         true
@@ -150,7 +159,10 @@ impl Core {
     fn on_data(&mut self, id: u32, flags: Flags, payload: Bytes) {
         let len = payload.len() as u32;
         if self.session_recv.receive(len).is_err() {
-            return self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the session window");
+            return self.protocol_error(
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "data beyond the session window",
+            );
         }
         self.bytes_received += len as u64;
         if flags.contains(Flags::SYN) {
@@ -180,11 +192,17 @@ impl Core {
         match &stream.recv {
             RecvState::Open | RecvState::Stopped => {
                 if stream.recv_window.receive(len).is_err() {
-                    return self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "data beyond the stream window");
+                    return self.protocol_error(
+                        ErrorCode::FLOW_CONTROL_ERROR,
+                        "data beyond the stream window",
+                    );
                 }
                 if matches!(stream.recv, RecvState::Open) {
                     if len > 0 {
-                        stream.recv_buf.get_or_insert_with(Default::default).push(payload);
+                        stream
+                            .recv_buf
+                            .get_or_insert_with(Default::default)
+                            .push(payload);
                         self.recv_buffered += len as usize;
                     }
                 } else {
@@ -199,12 +217,10 @@ impl Core {
                 }
                 self.after_change(id);
             }
-            RecvState::Finished => {
-                self.protocol_error(ErrorCode::STREAM_CLOSED, "data after FIN")
-            }
-            RecvState::Aborted(Error::StreamReset { by: Side::Remote, .. }) => {
-                self.protocol_error(ErrorCode::STREAM_CLOSED, "data after the peer's RESET")
-            }
+            RecvState::Finished => self.protocol_error(ErrorCode::STREAM_CLOSED, "data after FIN"),
+            RecvState::Aborted(Error::StreamReset {
+                by: Side::Remote, ..
+            }) => self.protocol_error(ErrorCode::STREAM_CLOSED, "data after the peer's RESET"),
             RecvState::Aborted(_) => self.bytes_consumed(len as usize),
         }
     }
@@ -212,10 +228,16 @@ impl Core {
     fn on_syn(&mut self, id: u32, flags: Flags, payload: Bytes) {
         let len = payload.len();
         if self.is_local_id(id) {
-            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SYN with this side's stream-id parity");
+            return self.protocol_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "SYN with this side's stream-id parity",
+            );
         }
         if id <= self.last_peer_id {
-            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SYN with a stream id not above the last one");
+            return self.protocol_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "SYN with a stream id not above the last one",
+            );
         }
         if flags.contains(Flags::ACK) {
             return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SYN and ACK on one frame");
@@ -227,26 +249,31 @@ impl Core {
             );
         }
         self.last_peer_id = id;
-        let refusal = if self.goaway_sent.is_some() {
-            Some(ErrorCode::REFUSED_STREAM)
-        } else if self.inbound_live >= self.config.max_inbound_streams {
-            Some(ErrorCode::REFUSED_STREAM)
-        } else if self.backlog.len() >= self.config.accept_backlog as usize {
-            Some(ErrorCode::BACKLOG_FULL)
-        } else {
-            None
-        };
+        let refusal =
+            if self.goaway_sent.is_some() || self.inbound_live >= self.config.max_inbound_streams {
+                Some(ErrorCode::REFUSED_STREAM)
+            } else if self.backlog.len() >= self.config.accept_backlog as usize {
+                Some(ErrorCode::BACKLOG_FULL)
+            } else {
+                None
+            };
         if let Some(code) = refusal {
             self.bytes_consumed(len);
             self.closed_how(id, LateData::Discard);
             return self.send_refusal(id, code);
         }
         let peer = self.peer.expect("handshake done");
-        let mut stream = Stream::new(peer.initial_stream_window, self.config.initial_stream_window);
+        let mut stream = Stream::new(
+            peer.initial_stream_window,
+            self.config.initial_stream_window,
+        );
         // Checked above: len <= initial window.
         let _ = stream.recv_window.receive(len as u32);
         if len > 0 {
-            stream.recv_buf.get_or_insert_with(Default::default).push(payload);
+            stream
+                .recv_buf
+                .get_or_insert_with(Default::default)
+                .push(payload);
             self.recv_buffered += len;
         }
         if flags.contains(Flags::FIN) {
@@ -264,7 +291,10 @@ impl Core {
     pub(crate) fn send_refusal(&mut self, id: u32, code: ErrorCode) {
         self.local_resets += 1;
         if self.local_resets > self.config.max_local_resets {
-            return self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many streams refused or reset");
+            return self.protocol_error(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "too many streams refused or reset",
+            );
         }
         self.control.push_back(Frame::Reset { stream: id, code });
         self.forced_replies += 1;
@@ -286,7 +316,8 @@ impl Core {
             return;
         };
         if stream.send_credit.grant(increment).is_err() {
-            return self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1");
+            return self
+                .protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1");
         }
         self.schedule_send(id);
     }
@@ -319,7 +350,10 @@ impl Core {
         }
         if let Some((prev, _)) = self.goaway_recv {
             if last_stream > prev {
-                return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "GOAWAY raised its last stream id");
+                return self.protocol_error(
+                    ErrorCode::PROTOCOL_ERROR,
+                    "GOAWAY raised its last stream id",
+                );
             }
         }
         self.goaway_recv = Some((last_stream, code));

@@ -63,7 +63,13 @@ impl Core {
         }
         if self.session_update_due() {
             if let Some(increment) = self.session_recv.take_update(true) {
-                self.push_frame(tx, &Frame::WindowUpdate { stream: 0, increment });
+                self.push_frame(
+                    tx,
+                    &Frame::WindowUpdate {
+                        stream: 0,
+                        increment,
+                    },
+                );
             }
         }
         self.push_stream_updates(now, tx);
@@ -125,7 +131,10 @@ impl Core {
                 stream.last_grant = Some(now);
                 self.flush_open_flags(tx, id);
                 self.frames_sent += 1;
-                tx.push_control(&Frame::WindowUpdate { stream: id, increment });
+                tx.push_control(&Frame::WindowUpdate {
+                    stream: id,
+                    increment,
+                });
             }
         }
     }
@@ -147,12 +156,21 @@ impl Core {
                 continue;
             }
             let data_allowed = matches!(stream.send, SendState::Open | SendState::Finishing);
-            let buffered = if data_allowed { stream.send_buffered() } else { 0 };
+            let buffered = if data_allowed {
+                stream.send_buffered()
+            } else {
+                0
+            };
             let n = (buffered as u32)
                 .min(stream.send_credit.get())
                 .min(session_credit)
                 .min(max_frame);
-            if n == 0 && buffered > 0 && session_credit == 0 && !stream.syn_pending && !stream.ack_pending {
+            if n == 0
+                && buffered > 0
+                && session_credit == 0
+                && !stream.syn_pending
+                && !stream.ack_pending
+            {
                 // Only session credit is missing: keep its place and wait for WINDOW_UPDATE(0).
                 stream.in_send_queue = true;
                 self.send_queue.push_front(id);

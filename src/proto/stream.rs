@@ -120,7 +120,8 @@ impl Stream {
             return true;
         }
         let buffered = self.send_buffered();
-        let enough_credit = self.send_credit.get() as usize >= buffered.min(min_chunk as usize).max(1);
+        let enough_credit =
+            self.send_credit.get() as usize >= buffered.min(min_chunk as usize).max(1);
         match self.send {
             SendState::Open => buffered > 0 && enough_credit,
             SendState::Finishing => buffered == 0 || enough_credit,
@@ -165,5 +166,15 @@ impl Stream {
         self.wake_read(wake);
         self.wake_write(wake);
         dropped_recv
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Idle streams cost their state only (buffers are allocated when data flows): keep it
+    /// small, the speed issue budgets 512 bytes per stream for both ends together.
+    #[test]
+    fn stream_state_stays_small() {
+        assert!(std::mem::size_of::<super::Stream>() <= 160);
     }
 }

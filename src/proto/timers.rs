@@ -92,7 +92,10 @@ impl Core {
     fn count_local_reset(&mut self) {
         self.local_resets += 1;
         if self.local_resets > self.config.max_local_resets {
-            self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many streams refused or reset");
+            self.protocol_error(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "too many streams refused or reset",
+            );
         }
     }
 }

@@ -205,7 +205,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let can_receive = {
             let mut inner = self.shared.inner.lock();
             inner.driver_notified = false;
-            if !inner.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if !inner
+                .driver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
                 inner.driver = Some(cx.waker().clone());
             }
             inner.core.can_receive()

@@ -48,7 +48,9 @@ impl Shared {
                 _ => false,
             };
             let wake_driver = !inner.driver_notified
-                && (earlier_deadline || inner.core.wants_transmit() || inner.core.error().is_some());
+                && (earlier_deadline
+                    || inner.core.wants_transmit()
+                    || inner.core.error().is_some());
             let driver = if wake_driver {
                 inner.driver_notified = true;
                 inner.driver.clone()

@@ -148,32 +148,45 @@ impl SendStream {
 
     /// Waits until every byte queued so far has been handed to the transport.
     pub async fn flush_queued(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| self.shared.with(|core| core.poll_flush(self.id, cx.waker()))).await
+        poll_fn(|cx| {
+            self.shared
+                .with(|core| core.poll_flush(self.id, cx.waker()))
+        })
+        .await
     }
 }
 
 impl Drop for RecvStream {
     fn drop(&mut self) {
         let id = self.id;
-        self.shared.with(|core| core.release(now(), id, HANDLE_RECV));
+        self.shared
+            .with(|core| core.release(now(), id, HANDLE_RECV));
     }
 }
 
 impl Drop for SendStream {
     fn drop(&mut self) {
         let id = self.id;
-        self.shared.with(|core| core.release(now(), id, HANDLE_SEND));
+        self.shared
+            .with(|core| core.release(now(), id, HANDLE_SEND));
     }
 }
 
 impl AsyncRead for RecvStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let max = buf.remaining();
         if max == 0 {
             return Poll::Ready(Ok(()));
         }
         let id = self.id;
-        match self.shared.with(|core| core.poll_recv_chunk(id, cx.waker(), max)) {
+        match self
+            .shared
+            .with(|core| core.poll_recv_chunk(id, cx.waker(), max))
+        {
             Poll::Ready(Ok(Some(chunk))) => {
                 buf.put_slice(&chunk);
                 Poll::Ready(Ok(()))
@@ -186,7 +199,11 @@ impl AsyncRead for RecvStream {
 }
 
 impl AsyncWrite for SendStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let id = self.id;
         self.shared
             .with(|core| core.poll_write(id, cx.waker(), buf))
@@ -206,13 +223,21 @@ impl AsyncWrite for SendStream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().recv).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().send).poll_write(cx, buf)
     }
 

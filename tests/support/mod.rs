@@ -2,10 +2,14 @@
 //! deterministic data, and a raw-frame peer for hostile input.
 #![allow(dead_code)]
 
+pub mod fault;
+pub mod pair;
 pub mod raw;
 
-use braid::{Config, Session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::{future::Future, io, time::Duration};
+
+use braid::{Config, ErrorCode, Session, Side};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// A client and a server session over an in-memory pipe of `buf` bytes.
 pub fn duplex_pair(buf: usize, client: Config, server: Config) -> (Session, Session) {
@@ -60,12 +64,162 @@ impl Rng {
 
 /// FNV-1a, to compare large transfers by hash.
 pub fn hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
+    let mut h = Hasher::default();
+    h.update(bytes);
+    h.finish()
+}
+
+/// Incremental FNV-1a: the same value as [`hash`] of all bytes fed, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Hasher(u64);
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher(0xcbf2_9ce4_8422_2325)
     }
-    h
+}
+
+impl Hasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Reads `r` to EOF in pseudo-random read sizes; returns (length, hash) of what arrived.
+/// The read buffer starts small and grows while reads fill it, so many idle readers stay
+/// cheap and big transfers still use big reads.
+pub async fn read_hashed<R: AsyncRead + Unpin>(r: &mut R, seed: u64) -> io::Result<(usize, u64)> {
+    let mut rng = Rng(seed | 1);
+    let mut buf = vec![0u8; 1024];
+    let (mut len, mut h) = (0, Hasher::default());
+    loop {
+        let want = 1 + rng.below(buf.len() as u64) as usize;
+        let n = r.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Ok((len, h.finish()));
+        }
+        len += n;
+        h.update(&buf[..n]);
+        if n == buf.len() && buf.len() < 64 * 1024 {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+}
+
+/// The [`braid::Error`] an `io::Error` from a stream carries, if any.
+pub fn braid_err(err: &io::Error) -> Option<&braid::Error> {
+    err.get_ref().and_then(|e| e.downcast_ref::<braid::Error>())
+}
+
+/// Asserts that `err` is the `io::Error` form of `StreamReset { code, by }`.
+pub fn assert_reset(err: &io::Error, code: ErrorCode, by: Side) {
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+    match braid_err(err) {
+        Some(braid::Error::StreamReset { code: c, by: b }) => {
+            assert_eq!((*c, *b), (code, by), "{err}");
+        }
+        other => panic!("expected StreamReset({code}, {by:?}), got {other:?} ({err})"),
+    }
+}
+
+/// Hang guard: `fut`'s output, or a panic naming `what` if it takes longer than a minute (of
+/// the paused test clock where the test pauses it, so it costs no real time).
+pub async fn guard<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(60), fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("hung: {what}"),
+    }
+}
+
+/// Yields to the other tasks until `cond` holds; panics (instead of hanging) if it never does.
+/// For conditions that other tasks' progress makes true, without sleeping.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1_000_000 {
+        if cond() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// Waits until `session` has ended and returns why. Round-trip PINGs keep both drivers busy
+/// meanwhile; a PING fails as soon as the session ends.
+pub async fn wait_closed(session: &Session) -> braid::Error {
+    for _ in 0..10_000 {
+        if let Some(reason) = session.closed_reason() {
+            return reason;
+        }
+        let _ = guard("ping", session.ping()).await;
+        tokio::task::yield_now().await;
+    }
+    panic!("session never closed: {:?}", session.stats());
+}
+
+/// What a [`spawn_hashing_echo`] server saw on one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EchoReport {
+    pub id: u32,
+    pub len: usize,
+    pub hash: u64,
+}
+
+/// Serves echo on every accepted stream, reporting the length and hash of the bytes each
+/// stream delivered up to its EOF. The task ends with the error that ended `accept`.
+pub fn spawn_hashing_echo(
+    server: Session,
+) -> (
+    tokio::task::JoinHandle<braid::Error>,
+    tokio::sync::mpsc::UnboundedReceiver<EchoReport>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let stream = match server.accept().await {
+                Ok(stream) => stream,
+                Err(err) => return err,
+            };
+            let reports = tx.clone();
+            tokio::spawn(async move {
+                let id = stream.id();
+                let (mut rx, mut tx) = stream.into_split();
+                let mut rng = Rng(id as u64 | 1);
+                let mut buf = vec![0u8; 1024];
+                let (mut len, mut h) = (0, Hasher::default());
+                loop {
+                    let want = 1 + rng.below(buf.len() as u64) as usize;
+                    match rx.read(&mut buf[..want]).await {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            len += n;
+                            h.update(&buf[..n]);
+                            if tx.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                            if n == buf.len() && buf.len() < 64 * 1024 {
+                                buf.resize(buf.len() * 2, 0);
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                }
+                if tx.shutdown().await.is_ok() {
+                    let _ = reports.send(EchoReport {
+                        id,
+                        len,
+                        hash: h.finish(),
+                    });
+                }
+            });
+        }
+    });
+    (task, rx)
 }
 
 /// Serves echo on every accepted stream until the session ends.
@@ -95,7 +249,11 @@ pub fn spawn_echo_server(server: Session) -> tokio::task::JoinHandle<()> {
 }
 
 /// Writes `payload` in pseudo-random write sizes, then shuts down.
-pub async fn write_random_chunks<W: AsyncWriteExt + Unpin>(w: &mut W, payload: &[u8], seed: u64) -> std::io::Result<()> {
+pub async fn write_random_chunks<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    payload: &[u8],
+    seed: u64,
+) -> std::io::Result<()> {
     let mut rng = Rng(seed | 1);
     let mut off = 0;
     while off < payload.len() {

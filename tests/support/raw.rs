@@ -3,10 +3,11 @@
 
 use braid::frame::{encode_frame, Decoder, Flags, Frame, Preface, PREFACE_LEN};
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 
-pub struct RawPeer {
-    pub io: DuplexStream,
+/// A hand-driven braid endpoint over any byte pipe (an in-memory duplex by default).
+pub struct RawPeer<T = DuplexStream> {
+    pub io: T,
     pub buf: BytesMut,
     pub decoder: Decoder,
     pub peer_preface: Option<Preface>,
@@ -22,9 +23,9 @@ pub fn default_preface() -> Preface {
     }
 }
 
-impl RawPeer {
+impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
     /// Wraps one end of a pipe whose other end runs a braid session.
-    pub fn new(io: DuplexStream) -> RawPeer {
+    pub fn new(io: T) -> RawPeer<T> {
         RawPeer {
             io,
             buf: BytesMut::new(),
@@ -35,7 +36,12 @@ impl RawPeer {
 
     /// Sends our preface and reads the session's.
     pub async fn handshake(&mut self) {
-        self.send_raw(&default_preface().encode()).await;
+        self.handshake_with(default_preface()).await;
+    }
+
+    /// Sends `preface` as ours and reads the session's.
+    pub async fn handshake_with(&mut self, preface: Preface) {
+        self.send_raw(&preface.encode()).await;
         self.read_preface().await;
     }
 
@@ -72,7 +78,11 @@ impl RawPeer {
     /// The next frame, or `None` at EOF.
     pub async fn recv(&mut self) -> Option<Frame> {
         loop {
-            if let Some(f) = self.decoder.decode(&mut self.buf).expect("session sent a valid frame") {
+            if let Some(f) = self
+                .decoder
+                .decode(&mut self.buf)
+                .expect("session sent a valid frame")
+            {
                 return Some(f);
             }
             match self.io.read_buf(&mut self.buf).await {
