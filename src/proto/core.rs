@@ -331,7 +331,9 @@ impl Core {
             };
             stream.accepted = true;
             stream.handles = HANDLE_SEND | HANDLE_RECV;
-            let live_send = matches!(stream.send, SendState::Open);
+            // The ACK goes out even if a STOP_SENDING already ended our send half: the FIN
+            // then rides on it (spec §6.2).
+            let live_send = !matches!(stream.send, SendState::Done | SendState::Aborted(_));
             if live_send {
                 stream.ack_pending = true;
             }
@@ -774,7 +776,12 @@ impl Core {
 
     /// Puts `id` on the send queue if it has something to send.
     pub(crate) fn schedule_send(&mut self, id: u32) {
+        let unaccepted = !self.is_local_id(id);
         if let Some(stream) = self.streams.get_mut(&id) {
+            // Nothing but RESET may precede the ACK of an inbound stream (spec §6.1).
+            if unaccepted && !stream.accepted {
+                return;
+            }
             if !stream.in_send_queue && stream.wants_send(self.min_chunk) {
                 stream.in_send_queue = true;
                 self.send_queue.push_back(id);

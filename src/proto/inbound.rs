@@ -181,13 +181,19 @@ impl Core {
             }
             return;
         };
-        if flags.contains(Flags::ACK) {
+        // DATA on a stream we reset is discarded unexamined (spec §6.3, §6.6): an ACK that
+        // crossed our RESET (app reset, open timeout) is no error.
+        let reset_by_us = matches!(&stream.recv, RecvState::Aborted(e)
+            if !matches!(e, Error::StreamReset { by: Side::Remote, .. }));
+        if flags.contains(Flags::ACK) && !reset_by_us {
             if !local || stream.acked {
                 return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "unexpected ACK");
             }
             stream.acked = true;
             self.unacked_opens -= 1;
             self.open_waiters.drain_into(&mut self.wake);
+        } else if local && !stream.acked && !reset_by_us {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA before the stream's ACK");
         }
         match &stream.recv {
             RecvState::Open | RecvState::Stopped => {
@@ -311,10 +317,14 @@ impl Core {
             }
             return;
         }
+        let local = self.is_local_id(id);
         let Some(stream) = self.streams.get_mut(&id) else {
             self.unknown_stream(id, false);
             return;
         };
+        if local && !stream.acked {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE before the stream's ACK");
+        }
         if stream.send_credit.grant(increment).is_err() {
             return self
                 .protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1");
@@ -427,10 +437,14 @@ impl Core {
     }
 
     fn on_stop_sending(&mut self, id: u32, code: ErrorCode) {
+        let local = self.is_local_id(id);
         let Some(stream) = self.streams.get_mut(&id) else {
             self.unknown_stream(id, false);
             return;
         };
+        if local && !stream.acked {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "STOP_SENDING before the stream's ACK");
+        }
         if !matches!(stream.send, SendState::Open | SendState::Finishing) {
             return;
         }
