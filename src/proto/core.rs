@@ -318,6 +318,7 @@ impl Core {
         self.unacked_opens += 1;
         self.open_timers
             .push_back((now + self.config.open_timeout, id));
+        self.compact_timers();
         self.schedule_send(id);
         Poll::Ready(Ok(id))
     }
@@ -570,6 +571,9 @@ impl Core {
         self.recount_send_buffer();
         if !never_sent {
             self.control.push_back(Frame::Reset { stream: id, code });
+        } else {
+            // The peer never heard of the stream: a queued STOP_SENDING must not reach it.
+            self.control.retain(|f| f.stream_id() != id);
         }
         self.closed_how(id, LateData::Discard);
         self.after_change(id);
@@ -618,6 +622,7 @@ impl Core {
                 if !stream.wire_closed() {
                     self.linger_timers
                         .push_back((now + self.config.linger_timeout, id));
+                    self.compact_timers();
                 }
             }
             self.after_change(id);

@@ -43,6 +43,17 @@ impl Core {
             tx.push_raw(&preface);
         }
         if let Some(goaway) = self.goaway_out.take() {
+            if self.error.is_none() {
+                // Streams opened before a graceful GOAWAY continue (spec §8.2): their SYNs
+                // must reach the peer first, or it would see no stream left and close.
+                let mut unsent: Vec<u32> = (self.streams.iter())
+                    .filter_map(|(id, s)| s.syn_pending.then_some(*id))
+                    .collect();
+                unsent.sort_unstable();
+                for id in unsent {
+                    self.flush_open_flags(tx, id);
+                }
+            }
             self.push_frame(tx, &goaway);
         }
         if self.peer.is_none() || self.error.is_some() {
@@ -56,7 +67,17 @@ impl Core {
                 self.forced_replies = self.forced_replies.saturating_sub(1);
             }
             if let Frame::StopSending { stream, .. } = frame {
-                // STOP_SENDING may not precede the stream's SYN or ACK on the wire.
+                // STOP_SENDING may not precede the stream's SYN or ACK on the wire, and SYNs
+                // go out in id order (spec §5.1): lower ids still unsent go first.
+                if self.streams.get(&stream).is_some_and(|s| s.syn_pending) {
+                    let mut unsent: Vec<u32> = (self.streams.iter())
+                        .filter_map(|(id, s)| (s.syn_pending && *id < stream).then_some(*id))
+                        .collect();
+                    unsent.sort_unstable();
+                    for id in unsent {
+                        self.flush_open_flags(tx, id);
+                    }
+                }
                 self.flush_open_flags(tx, stream);
             }
             self.push_frame(tx, &frame);

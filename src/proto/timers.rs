@@ -89,6 +89,22 @@ impl Core {
         }
     }
 
+    /// Drops timer entries that can no longer fire (acknowledged, closed or re-held
+    /// streams) once a queue holds more than twice what can still be due, so heavy churn
+    /// keeps the queues proportional to the streams waiting, not to the open rate × timeout.
+    /// Amortised O(1) per entry.
+    pub(crate) fn compact_timers(&mut self) {
+        let streams = &self.streams;
+        if self.open_timers.len() > 2 * self.unacked_opens as usize + 64 {
+            self.open_timers
+                .retain(|(_, id)| streams.get(id).is_some_and(|s| !s.acked && s.live));
+        }
+        if self.linger_timers.len() > 2 * streams.len() + 64 {
+            self.linger_timers
+                .retain(|(_, id)| streams.get(id).is_some_and(|s| s.handles == 0 && s.live));
+        }
+    }
+
     fn count_local_reset(&mut self) {
         self.local_resets += 1;
         if self.local_resets > self.config.max_local_resets {

@@ -24,7 +24,7 @@ use super::{now, shared::Shared};
 use crate::{
     config::Config,
     error::TimeoutKind,
-    frame::{Decoder, PREFACE_LEN},
+    frame::{Decoder, HEADER_LEN, PREFACE_LEN},
     proto::{Core, Transmit},
 };
 
@@ -55,6 +55,10 @@ pub struct Driver<T> {
     write_timeout: std::time::Duration,
     wakers: Vec<Waker>,
     done: bool,
+    /// Bytes written to the transport so far.
+    written: u64,
+    /// `written` once the last forced reply (PING reply, refusal) handed to `tx` is out.
+    forced_until: u64,
 }
 
 impl<T> std::fmt::Debug for Driver<T> {
@@ -81,6 +85,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             write_timeout: config.write_timeout,
             wakers: Vec::new(),
             done: false,
+            written: 0,
+            forced_until: 0,
         }
     }
 
@@ -103,6 +109,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 inner.core.transport_failed(err);
                 inner.core.drain_wakers(&mut self.wakers);
                 true
+            }
+        }
+    }
+
+    /// Whether `read_buf` already holds a whole preface or frame for the core: then the driver
+    /// reads no more, so a peer flooding us can't grow the buffer (spec §8.1, hostile row 1).
+    fn input_ready(&self, handshake_done: bool) -> bool {
+        let buf = &self.read_buf;
+        if !handshake_done {
+            return buf.len() >= PREFACE_LEN;
+        }
+        match self.decoder.pending_header() {
+            Some(h) => !buf.is_empty() && buf.len() >= h.len as usize,
+            None if buf.len() < HEADER_LEN => false,
+            None => {
+                let len = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+                buf.len() - HEADER_LEN >= len
             }
         }
     }
@@ -166,6 +189,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.tx.advance(n);
+                    self.written += n as u64;
                     self.write_stalled_since = None;
                     wrote = true;
                 }
@@ -202,7 +226,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let now = now();
         let mut progress = false;
 
-        let can_receive = {
+        let (can_receive, handshake_done) = {
             let mut inner = self.shared.inner.lock();
             inner.driver_notified = false;
             if !inner
@@ -212,10 +236,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             {
                 inner.driver = Some(cx.waker().clone());
             }
-            inner.core.can_receive()
+            (inner.core.can_receive(), inner.core.handshake_done())
         };
         if can_receive && !self.read_closed {
-            progress |= self.poll_read_transport(cx);
+            if self.input_ready(handshake_done) {
+                progress = true; // processed below, without reading more
+            } else {
+                progress |= self.poll_read_transport(cx);
+            }
         }
 
         let shared = self.shared.clone();
@@ -229,8 +257,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 core.handle_timeout(now);
                 progress = true;
             }
-            if self.tx.len() < WRITE_BATCH && core.wants_transmit() {
+            // Single slot (spec §8.1, L20): while a forced reply handed over earlier is still
+            // unwritten, the core keeps the next one, and with it stops taking input.
+            let forced = core.pong.is_some() || core.forced_replies > 0;
+            let slot_busy = forced && self.written < self.forced_until;
+            if self.tx.len() < WRITE_BATCH && core.wants_transmit() && !slot_busy {
                 core.poll_transmit(now, &mut self.tx, WRITE_BATCH);
+                if forced {
+                    self.forced_until = self.written + self.tx.len() as u64;
+                }
             }
             core.drain_wakers(&mut self.wakers);
             let deadline = core.poll_timeout();

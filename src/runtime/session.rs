@@ -122,8 +122,8 @@ impl Session {
         self.shared.with(|core| core.goaway(ErrorCode::NO_ERROR));
     }
 
-    /// Immediate close (spec §8.3): GOAWAY, every open stream fails, the transport closes.
-    /// Returns once the session has ended.
+    /// Immediate close (spec §8.3): every open stream fails at once; the driver writes the
+    /// GOAWAY and closes the transport.
     pub async fn close(&self) {
         self.shared.with(|core| core.close());
     }
