@@ -128,7 +128,7 @@ async fn stalled_streams_leave_others_moving(config: Config, stalled: usize, mov
 
     // 3. The stalled writers are still pending and made no progress; buffers are unchanged.
     assert!(
-        futures::poll!(&mut writers).is_pending(),
+        support::poll_once(&mut writers).await.is_pending(),
         "a stalled writer finished"
     );
     for (i, n) in accepted.iter().enumerate() {
@@ -166,10 +166,12 @@ async fn stalled_streams_leave_others_moving(config: Config, stalled: usize, mov
 /// The largest windows a config allows next to a 1 GiB session window (which must be at least
 /// 16 × the max stream window).
 fn large_windows() -> Config {
-    let mut c = Config::default();
-    c.initial_stream_window = 64 << 20;
-    c.max_stream_window = 64 << 20;
-    c.session_window = 1 << 30;
+    let c = Config {
+        initial_stream_window: 64 << 20,
+        max_stream_window: 64 << 20,
+        session_window: 1 << 30,
+        ..Config::default()
+    };
     c.validate().expect("valid config");
     c
 }
@@ -198,10 +200,12 @@ async fn eight_stalled_streams_large_windows() {
 /// session window, and the last sixteenth still carries any amount of data.
 #[tokio::test]
 async fn fifteen_stalled_streams_leave_a_window_of_session_credit() {
-    let mut c = Config::default();
-    c.initial_stream_window = 64 * 1024;
-    c.max_stream_window = 64 * 1024;
-    c.session_window = 16 * 64 * 1024;
+    let c = Config {
+        initial_stream_window: 64 * 1024,
+        max_stream_window: 64 * 1024,
+        session_window: 16 * 64 * 1024,
+        ..Config::default()
+    };
     c.validate().expect("valid config");
     stalled_streams_leave_others_moving(c, 15, 4 * MIB).await;
 }
@@ -255,7 +259,7 @@ async fn both_ends_overfilling_one_stream_stall_only_it() {
         }) => {}
     }
 
-    let (mut y_c, mut y_s) = stream_pair(&client, &server).await;
+    let (y_c, mut y_s) = stream_pair(&client, &server).await;
     let payload = support::data(6, MIB);
     let echo = async {
         let mut buf = vec![0u8; 16 * 1024];
@@ -267,29 +271,24 @@ async fn both_ends_overfilling_one_stream_stall_only_it() {
             y_s.write_all(&buf[..n]).await.expect("echo write");
         }
     };
-    let (y_tx_half, y_rx_half) = (&mut y_c, ());
-    let _ = y_rx_half;
-    let (mut y_rx, mut y_tx) = (Vec::new(), y_tx_half);
+    let (mut y_rx, mut y_tx) = y_c.into_split();
     let client_side = async {
-        let write = async {
-            support::write_random_chunks(&mut y_tx, &payload, 7)
-                .await
-                .expect("write");
-        };
-        // Reading and writing one `Stream` concurrently needs two halves; the echo's writes
-        // are read after ours are all queued, which the windows allow for 1 MiB.
-        write.await;
-        y_tx.read_to_end(&mut y_rx).await.expect("read echo");
+        let (w, r) = tokio::join!(
+            support::write_random_chunks(&mut y_tx, &payload, 7),
+            support::read_hashed(&mut y_rx, 8)
+        );
+        w.expect("write");
+        r.expect("read echo")
     };
-    tokio::select! {
+    let ((), echoed) = tokio::select! {
         biased;
         (err, i, _) = &mut writers => panic!("writer {i} ended: {err}"),
-        _ = async { tokio::join!(echo, client_side) } => {}
-    }
-    assert_eq!(support::hash(&y_rx), support::hash(&payload));
+        r = async { tokio::join!(echo, client_side) } => r,
+    };
+    assert_eq!(echoed, (MIB, support::hash(&payload)));
 
     assert!(
-        futures::poll!(&mut writers).is_pending(),
+        support::poll_once(&mut writers).await.is_pending(),
         "an overfilled writer finished"
     );
     assert_eq!(

@@ -163,13 +163,10 @@ async fn send_and_recv_chunks() {
     };
     let recv = async {
         let mut got = Vec::new();
-        let mut count = 0;
         while let Some(chunk) = s_rx.recv().await.expect("recv") {
             assert!(!chunk.is_empty(), "recv returned an empty chunk");
             got.extend_from_slice(&chunk);
-            count += 1;
         }
-        assert!(count >= chunks.len() - 1, "few chunks: {count}");
         assert!(s_rx.recv().await.expect("recv after end").is_none());
         got
     };

@@ -422,8 +422,8 @@ impl Core {
                 Poll::Pending
             }
             RecvState::Finished => Poll::Ready(Ok(None)),
-            RecvState::Stopped => Poll::Ready(Err(Error::StreamReset {
-                code: ErrorCode::CANCEL,
+            RecvState::Stopped(code) => Poll::Ready(Err(Error::StreamReset {
+                code: *code,
                 by: Side::Local,
             })),
             RecvState::Aborted(err) => Poll::Ready(Err(err.clone())),
@@ -569,11 +569,12 @@ impl Core {
         self.recv_buffered -= dropped_recv;
         self.bytes_consumed(dropped_recv);
         self.recount_send_buffer();
+        // A queued STOP_SENDING is moot now, and must not go out without the SYN or ACK
+        // it needs ahead of it (spec §6.1, §10 V16/V17): the RESET says it all.
+        self.control
+            .retain(|f| !matches!(f, Frame::StopSending { stream, .. } if *stream == id));
         if !never_sent {
             self.control.push_back(Frame::Reset { stream: id, code });
-        } else {
-            // The peer never heard of the stream: a queued STOP_SENDING must not reach it.
-            self.control.retain(|f| f.stream_id() != id);
         }
         self.closed_how(id, LateData::Discard);
         self.after_change(id);
@@ -588,7 +589,7 @@ impl Core {
         if !matches!(stream.recv, RecvState::Open) {
             return;
         }
-        stream.recv = RecvState::Stopped;
+        stream.recv = RecvState::Stopped(code);
         stream.stop_pending = Some(code);
         let dropped = stream.recv_buf.take().map_or(0, |mut b| b.clear());
         stream.wake_read(&mut self.wake);

@@ -72,7 +72,7 @@ impl Core {
                 );
             }
         } else if let Some(stream) = self.streams.get(&header.stream) {
-            if matches!(stream.recv, RecvState::Open | RecvState::Stopped)
+            if matches!(stream.recv, RecvState::Open | RecvState::Stopped(_))
                 && header.len > stream.recv_window.peer_credit.get()
             {
                 return self.reject(
@@ -196,7 +196,7 @@ impl Core {
             return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA before the stream's ACK");
         }
         match &stream.recv {
-            RecvState::Open | RecvState::Stopped => {
+            RecvState::Open | RecvState::Stopped(_) => {
                 if stream.recv_window.receive(len).is_err() {
                     return self.protocol_error(
                         ErrorCode::FLOW_CONTROL_ERROR,
@@ -215,7 +215,14 @@ impl Core {
                     self.session_recv.consume(len);
                 }
                 if flags.contains(Flags::FIN) {
-                    stream.recv = RecvState::Finished;
+                    stream.recv = match stream.recv {
+                        // The direction is over, but we threw bytes away: reads keep failing.
+                        RecvState::Stopped(code) => RecvState::Aborted(Error::StreamReset {
+                            code,
+                            by: Side::Local,
+                        }),
+                        _ => RecvState::Finished,
+                    };
                     self.closed_how(id, LateData::Error);
                 }
                 if let Some(stream) = self.streams.get_mut(&id) {

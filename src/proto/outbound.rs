@@ -186,9 +186,12 @@ impl Core {
                 .min(stream.send_credit.get())
                 .min(session_credit)
                 .min(max_frame);
-            if n == 0
-                && buffered > 0
-                && session_credit == 0
+            // Session credit too small to be worth a frame gets the same silly-window rule as
+            // stream credit in `wants_send` (hostile row 14: a peer granting WINDOW_UPDATE(0, 1)
+            // must not get a 1-byte frame per grant).
+            let worth = (buffered as u32).min(self.min_chunk).max(1);
+            if buffered > 0
+                && session_credit < worth
                 && !stream.syn_pending
                 && !stream.ack_pending
             {

@@ -29,8 +29,9 @@ pub(crate) enum RecvState {
     Open,
     /// The peer's FIN arrived; buffered bytes then end-of-stream.
     Finished,
-    /// We sent STOP_SENDING: arriving bytes are discarded until the peer's FIN.
-    Stopped,
+    /// We sent STOP_SENDING with this code: arriving bytes are discarded until the peer's
+    /// FIN; reads fail (never a clean end: bytes were thrown away).
+    Stopped(ErrorCode),
     /// Reset either way: reads fail with this error.
     Aborted(Error),
 }
@@ -151,7 +152,7 @@ impl Stream {
         ) {
             self.send = SendState::Aborted(err.clone());
         }
-        if matches!(self.recv, RecvState::Open | RecvState::Stopped) {
+        if matches!(self.recv, RecvState::Open | RecvState::Stopped(_)) {
             self.recv = RecvState::Aborted(err.clone());
         }
         let dropped_recv = match self.recv {

@@ -91,8 +91,11 @@ impl RecvWindow {
     /// Grows the window by `extra` bytes (auto-tuning, spec §7.4); the growth is granted with
     /// the next update.
     pub fn grow(&mut self, extra: u32) {
-        self.size = self.size.saturating_add(extra).min(MAX_WINDOW);
-        self.unacked = self.unacked.saturating_add(extra);
+        let size = self.size.saturating_add(extra).min(MAX_WINDOW);
+        // Grant only what the size actually grew by: granting a clamped-off excess would break
+        // `peer_credit + buffered + unacked == size` and make every later update overflow.
+        self.unacked = self.unacked.saturating_add(size.saturating_sub(self.size));
+        self.size = size;
     }
 
     /// The pending increment, if it is worth a frame (or `force`d and non-zero).

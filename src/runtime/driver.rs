@@ -312,6 +312,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 }
 
+impl<T> Drop for Driver<T> {
+    /// A driver dropped before the session ended (its task aborted, its runtime shut down)
+    /// fails the session, so no open, accept, read or write waits forever.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let wakers = {
+            let mut inner = self.shared.inner.lock();
+            inner.core.transport_failed(std::io::Error::other("session driver was dropped"));
+            inner.core.take_wakers()
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
     type Output = ();
 

@@ -128,6 +128,11 @@ pub fn assert_reset(err: &io::Error, code: ErrorCode, by: Side) {
     }
 }
 
+/// Polls `fut` once with the current task's waker (so a `Pending` future still wakes us).
+pub async fn poll_once<F: Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *fut).poll(cx))).await
+}
+
 /// Hang guard: `fut`'s output, or a panic naming `what` if it takes longer than a minute (of
 /// the paused test clock where the test pauses it, so it costs no real time).
 pub async fn guard<F: Future>(what: &str, fut: F) -> F::Output {

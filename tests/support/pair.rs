@@ -1,9 +1,10 @@
 //! A deterministic in-memory pair of protocol cores (`braid::proto::Core`), a client and a
 //! server, wired back to back with a virtual clock. Nothing moves unless the test says so:
-//! bytes one core transmits wait "on the wire" until [`Pair::deliver`] hands a prefix of
-//! them (possibly splitting frames) to the other core, which decodes them the way the
-//! runtime's driver does (preface, then header-vetting before payload, honouring
-//! `can_receive`). Every frame put on the wire or handed to a core is logged as an
+//! [`Pair::pump`] moves what a core wants to transmit onto the wire, where it waits until
+//! [`Pair::deliver`] hands a prefix of it (possibly splitting frames) to the other core,
+//! which decodes it the way the runtime's driver does (preface, then header vetting before
+//! the payload, honouring `can_receive`). [`Pair::settle`] and [`Pair::deliver_all`] do
+//! both in a loop. Every frame put on the wire or handed to a core is logged as an
 //! [`Event`], so tests can follow what each side has sent and received.
 #![allow(dead_code)]
 
@@ -282,17 +283,41 @@ impl Pair {
         ep.rx.len() != start || ep.decoder.pending_header().copied() != pending_before
     }
 
-    /// Transmits and processes on both ends until neither makes progress (nothing new is
-    /// delivered: in-flight bytes stay on the wire).
+    /// Processes what was delivered on both ends. An end that stops taking input
+    /// (`can_receive() == false`, e.g. a PING reply is unsent) transmits so that it can go
+    /// on, as the runtime's driver does; otherwise nothing is transmitted. Returns whether
+    /// anything was consumed.
+    pub fn process_all(&mut self) -> bool {
+        let mut any = false;
+        for _ in 0..MAX_ROUNDS {
+            let mut progress = false;
+            for end in End::BOTH {
+                progress |= self.process(end);
+                let ep = &self.ends[end.idx()];
+                let blocked = ep.core.error().is_none()
+                    && !ep.core.can_receive()
+                    && (!ep.rx.is_empty() || ep.decoder.pending_header().is_some());
+                if blocked {
+                    progress |= self.pump(end) > 0;
+                }
+            }
+            any |= progress;
+            if !progress {
+                return any;
+            }
+        }
+        panic!("process_all: no quiescence after {MAX_ROUNDS} rounds");
+    }
+
+    /// Transmits and processes on both ends until neither makes progress (in-flight bytes
+    /// stay on the wire).
     pub fn settle(&mut self) {
         for _ in 0..MAX_ROUNDS {
             let mut progress = false;
             for end in End::BOTH {
                 progress |= self.pump(end) > 0;
             }
-            for end in End::BOTH {
-                progress |= self.process(end);
-            }
+            progress |= self.process_all();
             if !progress {
                 return;
             }
@@ -300,17 +325,18 @@ impl Pair {
         panic!("settle: no quiescence after {MAX_ROUNDS} rounds");
     }
 
-    /// Delivers the first `n` in-flight bytes from `from` to its peer (clamped), then
-    /// settles. Frames may be split.
+    /// Delivers the first `n` in-flight bytes from `from` to its peer (clamped) and lets
+    /// the cores process them ([`Pair::process_all`]). Frames may be split.
     pub fn deliver(&mut self, from: End, n: usize) {
         let wire = &mut self.wire[from.idx()];
         let n = n.min(wire.len());
         let bytes = wire.split_to(n);
         self.ends[from.peer().idx()].rx.extend_from_slice(&bytes);
-        self.settle();
+        self.process_all();
     }
 
-    /// Delivers everything both ways, repeatedly, until the wire is empty.
+    /// Transmits and delivers everything both ways, repeatedly, until both cores have
+    /// nothing more to say and the wire is empty.
     pub fn deliver_all(&mut self) {
         for _ in 0..MAX_ROUNDS {
             self.settle();
@@ -325,7 +351,8 @@ impl Pair {
         panic!("deliver_all: the wire never emptied");
     }
 
-    /// Advances the virtual clock by `d`, runs due timers on both ends, then settles.
+    /// Advances the virtual clock by `d` and runs due timers on both ends (what they
+    /// queue stays in the cores until the next [`Pair::pump`]).
     pub fn advance(&mut self, d: Duration) {
         self.offset += d;
         let now = self.now();
@@ -334,6 +361,5 @@ impl Pair {
                 ep.core.handle_timeout(now);
             }
         }
-        self.settle();
     }
 }

@@ -1,0 +1,232 @@
+//! [`Server`]: accepts a session's streams, reads each call's head, routes it by method to
+//! a handler running in its own task, and turns the handler's result (or panic) into the
+//! call's status.
+
+use std::{any::Any, collections::HashMap, fmt, future::Future, sync::Arc};
+
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use super::{
+    call::CallLimits,
+    codec::{BytesCodec, Codec},
+    io::{sleep_until, ReadError, RecordReader, RecordWriter},
+    server_stream::{CallState, ServerStream},
+    status::Status,
+    wire::{decode_request_head, encode_trailers, record_header, valid_method, Kind, Limits, Record, RequestHead},
+    MetadataMap, DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE,
+};
+use crate::{Error, ErrorCode, Session, Stream};
+
+/// Everything a route needs to build its [`ServerStream`].
+struct Parts {
+    call: Arc<CallState>,
+    reader: RecordReader,
+    head: RequestHead,
+    deadline: Option<Instant>,
+}
+
+type Handler = dyn Fn(Parts) -> BoxFuture<'static, Result<(), Status>> + Send + Sync;
+
+/// Routes calls by method path to async handlers.
+///
+/// Each call runs its handler in a task of its own. The handler's `Ok(())` becomes status
+/// OK, `Err(status)` that status; a panicking handler ends the call with `Internal`, an
+/// aborted one with `Cancelled`. An unknown method gets `Unimplemented`. When the client's
+/// deadline passes, the stream is reset and the handler's stream operations fail with
+/// `DeadlineExceeded` (the handler task itself is left to return).
+///
+/// ```no_run
+/// use braid::rpc::{Server, ServerStream};
+/// # async fn demo(session: braid::Session) -> Result<(), braid::Error> {
+/// let server = Server::new().route("/echo.Echo/Echo", |mut stream: ServerStream| async move {
+///     while let Some(msg) = stream.recv().await? {
+///         stream.send(msg).await?;
+///     }
+///     Ok(())
+/// });
+/// server.serve(session).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Server {
+    routes: Arc<HashMap<String, Arc<Handler>>>,
+    limits: CallLimits,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server::new()
+    }
+}
+
+impl Server {
+    /// A server with no routes and gRPC's default limits: 4 MiB per received message,
+    /// 16 KiB of metadata per header or trailer.
+    pub fn new() -> Server {
+        Server {
+            routes: Arc::new(HashMap::new()),
+            limits: CallLimits {
+                max_recv: DEFAULT_MAX_RECV_MESSAGE_SIZE,
+                max_send: DEFAULT_MAX_SEND_MESSAGE_SIZE,
+                max_metadata: DEFAULT_MAX_METADATA_SIZE,
+            },
+        }
+    }
+
+    /// Routes `method` (e.g. `/pkg.Service/Method`) to `handler`, with [`bytes::Bytes`]
+    /// messages. A later route for the same method replaces the earlier one.
+    ///
+    /// # Panics
+    /// If `method` is not a valid path (`/` then visible ASCII).
+    pub fn route<F, Fut>(self, method: &str, handler: F) -> Server
+    where
+        F: Fn(ServerStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        self.route_with_codec(method, BytesCodec, handler)
+    }
+
+    /// Like [`Server::route`], with messages encoded by `codec` (`Decode` for requests,
+    /// `Encode` for responses).
+    ///
+    /// # Panics
+    /// If `method` is not a valid path.
+    pub fn route_with_codec<C, F, Fut>(mut self, method: &str, codec: C, handler: F) -> Server
+    where
+        C: Codec,
+        F: Fn(ServerStream<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        assert!(valid_method(method), "invalid method path {method:?}");
+        let handler: Arc<Handler> = Arc::new(move |p: Parts| {
+            let stream = ServerStream::new(p.call, p.reader, codec.clone(), p.head, p.deadline);
+            Box::pin(handler(stream)) as BoxFuture<'static, _>
+        });
+        Arc::make_mut(&mut self.routes).insert(method.to_owned(), handler);
+        self
+    }
+
+    /// Largest message accepted from clients (default 4 MiB); a larger one ends the call
+    /// with `ResourceExhausted`.
+    pub fn max_recv_message_size(mut self, bytes: usize) -> Self {
+        self.limits.max_recv = bytes;
+        self
+    }
+
+    /// Largest message handlers may send (default: the wire maximum, 4 GiB − 1).
+    pub fn max_send_message_size(mut self, bytes: usize) -> Self {
+        self.limits.max_send = bytes;
+        self
+    }
+
+    /// Largest encoded header or trailer, sent or received (default 16 KiB).
+    pub fn max_metadata_size(mut self, bytes: usize) -> Self {
+        self.limits.max_metadata = bytes;
+        self
+    }
+
+    /// Serves calls on `session` until it stops accepting streams: each stream is one call,
+    /// run in its own task. Returns `Ok(())` when the session ended gracefully (GOAWAY
+    /// either way), else the error that ended it. Calls already running go on.
+    pub async fn serve(&self, session: Session) -> Result<(), Error> {
+        loop {
+            match session.accept().await {
+                Ok(stream) => {
+                    tokio::spawn(run_call(self.clone(), stream));
+                }
+                Err(Error::GoingAway { .. }) => return Ok(()),
+                Err(Error::SessionClosed { code, .. }) if code == ErrorCode::NO_ERROR => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// One call, from its first record to its status.
+async fn run_call(server: Server, stream: Stream) {
+    let (recv, send) = stream.into_split();
+    let limits = Limits {
+        max_message: server.limits.max_recv,
+        max_metadata: server.limits.max_metadata,
+    };
+    let mut reader = RecordReader::new(recv, limits);
+    let writer = RecordWriter::new(send);
+    let first = reader.next().await;
+    let head = match first {
+        Ok(Some(Record {
+            kind: Kind::Headers,
+            body,
+        })) => decode_request_head(body).map_err(|e| e.to_status()),
+        Ok(Some(_)) => Err(Status::internal("protocol: the call did not start with HEADERS")),
+        Ok(None) => Err(Status::internal("protocol: the stream ended before the request head")),
+        Err(ReadError::Wire(e)) => Err(e.to_status()),
+        Err(ReadError::Stream(_)) => return, // the client is gone
+    };
+    let head = match head {
+        Ok(head) => head,
+        Err(status) => return reject(reader, writer, status).await,
+    };
+    let Some(handler) = server.routes.get(&head.method).cloned() else {
+        let status = Status::unimplemented(format!("unknown method {}", head.method));
+        return reject(reader, writer, status).await;
+    };
+    let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
+    let call = Arc::new(CallState::new(
+        writer,
+        server.limits.max_send,
+        server.limits.max_metadata,
+    ));
+    let parts = Parts {
+        call: call.clone(),
+        reader,
+        head,
+        deadline,
+    };
+    let mut task = tokio::spawn(handler(parts));
+    let finish = async {
+        let status = match (&mut task).await {
+            Ok(Ok(())) => Status::ok(),
+            Ok(Err(status)) => status,
+            Err(e) if e.is_panic() => {
+                Status::internal(format!("handler panicked: {}", panic_message(e.into_panic())))
+            }
+            Err(_) => Status::cancelled("handler task was cancelled"),
+        };
+        call.end(status).await;
+    };
+    tokio::select! {
+        biased;
+        _ = finish => call.cleanup(),
+        _ = sleep_until(deadline) => call.expire(),
+    }
+}
+
+/// Ends a call that never reached a handler: trailers only, then FIN.
+async fn reject(reader: RecordReader, writer: RecordWriter, status: Status) {
+    drop(reader); // STOP_SENDING unless the client already finished
+    let body = encode_trailers(&status, &MetadataMap::new());
+    let head = record_header(Kind::Trailers, body.len());
+    if writer.write(&[&head, &body]).await.is_ok() {
+        let _ = writer.finish();
+    }
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}
