@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod proto;
+pub mod rpc;
 mod runtime;
 
 pub use config::{Config, ConfigError};

@@ -133,6 +133,8 @@ pub struct Core {
     pub(crate) ping: PingState,
     pub(crate) goaway_out: Option<Frame>,
     pub(crate) goaway_sent: Option<ErrorCode>,
+    /// The last_stream_id of the GOAWAYs sent so far (spec §8.2: it never increases).
+    pub(crate) goaway_last: Option<u32>,
     pub(crate) goaway_recv: Option<(u32, ErrorCode)>,
     /// Why the session ended; set once.
     pub(crate) error: Option<Error>,
@@ -146,6 +148,8 @@ pub struct Core {
     pub(crate) wake: Vec<Waker>,
     pub(crate) accept_waiters: Waiters,
     pub(crate) open_waiters: Waiters,
+    /// Writers waiting for room in the session send buffer (spec §11 L9).
+    pub(crate) send_room_waiters: Waiters,
     pub(crate) local_resets: u32,
     pub(crate) unaccepted_resets: u32,
     pub(crate) empty_frames: u32,
@@ -193,6 +197,7 @@ impl Core {
             ping,
             goaway_out: None,
             goaway_sent: None,
+            goaway_last: None,
             goaway_recv: None,
             error: None,
             session_send_credit: Credit::default(),
@@ -205,6 +210,7 @@ impl Core {
             wake: Vec::new(),
             accept_waiters: Waiters::default(),
             open_waiters: Waiters::default(),
+            send_room_waiters: Waiters::default(),
             local_resets: 0,
             unaccepted_resets: 0,
             empty_frames: 0,
@@ -237,12 +243,22 @@ impl Core {
 
     /// Wakers of tasks whose operation can make progress; wake them after releasing any lock.
     pub fn take_wakers(&mut self) -> Vec<Waker> {
+        self.wake_send_room();
         std::mem::take(&mut self.wake)
     }
 
     /// Moves pending wakers into `out` (keeps both allocations).
     pub fn drain_wakers(&mut self, out: &mut Vec<Waker>) {
+        self.wake_send_room();
         out.append(&mut self.wake);
+    }
+
+    /// Writers blocked on a full session send buffer have nothing queued on their own stream,
+    /// so no framing of theirs would wake them: wake them whenever there is room again.
+    fn wake_send_room(&mut self) {
+        if self.send_buffered < self.config.session_send_buffer as usize || self.error.is_some() {
+            self.send_room_waiters.drain_into(&mut self.wake);
+        }
     }
 
     /// A snapshot of the counters.
@@ -382,8 +398,8 @@ impl Core {
         max: usize,
     ) -> Poll<Result<Option<Bytes>, Error>> {
         self.poll_recv_with(id, waker, |buf| {
-            buf.pop(max)
-                .expect("poll_recv_with calls with a non-empty buffer")
+            // Non-empty buffer: `None` only for `max == 0`, which gets an empty chunk.
+            buf.pop(max).unwrap_or_default()
         })
     }
 
@@ -502,6 +518,9 @@ impl Core {
         let n = len.min(stream_room).min(session_room);
         if n == 0 {
             stream.write_waker = Some(waker.clone());
+            if session_room == 0 {
+                self.send_room_waiters.register(waker);
+            }
             return Poll::Pending;
         }
         push(stream.send_buf.get_or_insert_with(Default::default), n);
@@ -565,7 +584,7 @@ impl Core {
             return;
         }
         let never_sent = stream.syn_pending;
-        let dropped_recv = stream.abort(&err, &mut self.wake);
+        let dropped_recv = stream.reset(&err, &mut self.wake);
         self.recv_buffered -= dropped_recv;
         self.bytes_consumed(dropped_recv);
         self.recount_send_buffer();
@@ -668,13 +687,24 @@ impl Core {
         }
         self.goaway_sent = Some(code);
         self.goaway_out = Some(Frame::GoAway {
-            last_stream: self.last_peer_id,
+            last_stream: self.goaway_last_stream(),
             code,
             debug: Bytes::new(),
         });
         self.open_waiters.drain_into(&mut self.wake);
         self.accept_waiters.drain_into(&mut self.wake);
         self.check_drained();
+    }
+
+    /// The last_stream_id for a GOAWAY: `last_peer_id`, but never above an earlier GOAWAY's
+    /// (SYNs refused after our first GOAWAY still raise `last_peer_id`, spec §5.2, §8.2).
+    fn goaway_last_stream(&mut self) -> u32 {
+        let last = match self.goaway_last {
+            Some(last) => last.min(self.last_peer_id),
+            None => self.last_peer_id,
+        };
+        self.goaway_last = Some(last);
+        last
     }
 
     /// Immediate close (spec §8.3): GOAWAY, every stream fails, the transport closes once
@@ -704,7 +734,7 @@ impl Core {
         if let Some((code, reason)) = goaway {
             if self.goaway_sent.is_none() || code != ErrorCode::NO_ERROR {
                 self.goaway_out = Some(Frame::GoAway {
-                    last_stream: self.last_peer_id,
+                    last_stream: self.goaway_last_stream(),
                     code,
                     debug: Bytes::from_static(reason.as_bytes()),
                 });

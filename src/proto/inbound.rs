@@ -108,6 +108,15 @@ impl Core {
             return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "frame before preface");
         }
         self.frames_received += 1;
+        // No frame may name one of our streams before its SYN is on the wire (spec §5.2): the
+        // peer cannot know the id, and an ACK or RESET would let frames of it (a WINDOW_UPDATE,
+        // a STOP_SENDING) overtake its SYN or put SYNs out of order.
+        let id = frame.stream_id();
+        let unsent = self.streams.get(&id).is_some_and(|s| s.syn_pending);
+        if id != 0 && self.is_local_id(id) && unsent {
+            return self
+                .protocol_error(ErrorCode::PROTOCOL_ERROR, "frame on a never-opened stream");
+        }
         match frame {
             Frame::Data {
                 stream,
@@ -390,6 +399,10 @@ impl Core {
                 self.recv_buffered -= dropped;
                 self.bytes_consumed(dropped);
             }
+            // Nothing more goes out on a refused stream: a queued STOP_SENDING would otherwise
+            // reach the peer without the SYN that the refusal cleared (spec §5.2, §6.1).
+            self.control
+                .retain(|f| !matches!(f, Frame::StopSending { stream, .. } if *stream == id));
             self.recount_send_buffer();
             self.after_change(id);
         }
@@ -420,7 +433,7 @@ impl Core {
             }
         };
         let unaccepted = !local && !stream.accepted;
-        let dropped = stream.abort(&err, &mut self.wake);
+        let dropped = stream.reset(&err, &mut self.wake);
         self.recv_buffered -= dropped;
         self.bytes_consumed(dropped);
         self.recount_send_buffer();

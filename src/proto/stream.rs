@@ -168,6 +168,17 @@ impl Stream {
         self.wake_write(wake);
         dropped_recv
     }
+
+    /// A RESET either way (spec §4.5): like [`Stream::abort`], but a finished receive half
+    /// loses its unread bytes too — reads fail with the reset, both directions at once.
+    pub(crate) fn reset(&mut self, err: &Error, wake: &mut Vec<Waker>) -> usize {
+        let mut dropped = self.abort(err, wake);
+        if matches!(self.recv, RecvState::Finished) {
+            self.recv = RecvState::Aborted(err.clone());
+            dropped += self.recv_buf.take().map_or(0, |mut b| b.clear());
+        }
+        dropped
+    }
 }
 
 #[cfg(test)]

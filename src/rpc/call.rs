@@ -11,7 +11,10 @@ use tokio::time::Instant;
 
 use super::{
     codec::{BytesCodec, Codec},
-    io::{reset_code, sleep_until, status_from_error, ReadError, RecordReader, RecordWriter, WriteError},
+    io::{
+        reset_code, sleep_until, status_from_error, ReadError, RecordReader, RecordWriter,
+        WriteError,
+    },
     metadata::MetadataMap,
     status::{Code, Status},
     wire::{decode_response_head, decode_trailers, record_header, Kind, Limits, Record},
@@ -188,6 +191,7 @@ impl<C: Codec> CallSender<C> {
             ))));
         }
         let head = record_header(Kind::Message, body.len());
+        let parts: [&[u8]; 2] = [&head, &body];
         let result = tokio::select! {
             biased;
             _ = sleep_until(self.deadline) => {
@@ -195,7 +199,7 @@ impl<C: Codec> CallSender<C> {
                 self.writer.reset(reset_code(Code::DeadlineExceeded), status);
                 return Err(SendError::Ended);
             }
-            r = self.writer.write(&[&head, &body]) => r,
+            r = self.writer.write(&parts) => r,
         };
         result.map_err(|e| {
             if let WriteError::Busy = e {
@@ -258,7 +262,11 @@ impl<C: Codec> CallReceiver<C> {
     pub async fn recv(&mut self) -> Result<Option<C::Decode>, Status> {
         loop {
             if let Some(status) = &self.status {
-                return if status.is_ok() { Ok(None) } else { Err(status.clone()) };
+                return if status.is_ok() {
+                    Ok(None)
+                } else {
+                    Err(status.clone())
+                };
             }
             if let Some(body) = self.step().await {
                 match self.codec.decode(body) {
@@ -319,16 +327,18 @@ impl<C: Codec> CallReceiver<C> {
         if let Some((status, md)) = self.trailers_seen.take() {
             match rec {
                 Ok(None) | Err(ReadError::Stream(_)) => self.finish(status, md),
-                Ok(Some(_)) => self.fail_local(Status::internal("protocol: a record followed TRAILERS")),
+                Ok(Some(_)) => {
+                    self.fail_local(Status::internal("protocol: a record followed TRAILERS"))
+                }
                 Err(ReadError::Wire(e)) => self.fail_local(e.to_status()),
             }
             return None;
         }
         match rec {
             Ok(Some(Record { kind, body })) => match kind {
-                Kind::Headers if self.header.is_some() => {
-                    self.fail_local(Status::internal("protocol: a second HEADERS from the server"))
-                }
+                Kind::Headers if self.header.is_some() => self.fail_local(Status::internal(
+                    "protocol: a second HEADERS from the server",
+                )),
                 Kind::Headers => match decode_response_head(body) {
                     Ok(md) => self.header = Some(md),
                     Err(e) => self.fail_local(e.to_status()),
@@ -369,6 +379,7 @@ impl<C: Codec> CallReceiver<C> {
         self.status = Some(status);
         self.trailer = Some(trailer);
         self.ended.store(true, Ordering::Release);
+        self.writer.close_after_end();
     }
 }
 

@@ -110,7 +110,8 @@ impl<C: Codec> Client<C> {
     /// Errors: `InvalidArgument` for a bad method path, `ResourceExhausted` if the head is
     /// over the metadata limit, `Unavailable` if no stream can be opened.
     pub async fn call(&self, method: &str, metadata: MetadataMap) -> Result<Call<C>, Status> {
-        self.call_with(method, metadata, CallOptions::default()).await
+        self.call_with(method, metadata, CallOptions::default())
+            .await
     }
 
     /// [`Client::call`] with a timeout or other per-call [`CallOptions`].
@@ -126,8 +127,12 @@ impl<C: Codec> Client<C> {
             )));
         }
         let limits = CallLimits {
-            max_recv: options.max_recv_message_size.unwrap_or(self.limits.max_recv),
-            max_send: options.max_send_message_size.unwrap_or(self.limits.max_send),
+            max_recv: options
+                .max_recv_message_size
+                .unwrap_or(self.limits.max_recv),
+            max_send: options
+                .max_send_message_size
+                .unwrap_or(self.limits.max_send),
             max_metadata: self.limits.max_metadata,
         };
         let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
@@ -150,24 +155,36 @@ impl<C: Codec> Client<C> {
         let (recv, send) = stream.into_split();
         let writer = RecordWriter::new(send);
         let head = record_header(Kind::Headers, body.len());
+        let parts: [&[u8]; 2] = [&head, &body];
         tokio::select! {
             biased;
             _ = sleep_until(deadline) => {
                 writer.reset(reset_code(super::Code::DeadlineExceeded), expired());
                 return Err(expired());
             }
-            r = writer.write(&[&head, &body]) => r.map_err(|e| match e {
+            r = writer.write(&parts) => r.map_err(|e| match e {
                 WriteError::Stream(e) => status_from_error(&e, "server"),
                 WriteError::Reset(s) => s,
                 _ => Status::internal("request head could not be written"),
             })?,
         }
-        Ok(Call::new(writer, recv, self.codec.clone(), limits, deadline))
+        Ok(Call::new(
+            writer,
+            recv,
+            self.codec.clone(),
+            limits,
+            deadline,
+        ))
     }
 
     /// A unary call: one request, one response. The response must be the only message and
     /// the status OK.
-    pub async fn unary(&self, method: &str, request: C::Encode, options: CallOptions) -> Result<C::Decode, Status> {
+    pub async fn unary(
+        &self,
+        method: &str,
+        request: C::Encode,
+        options: CallOptions,
+    ) -> Result<C::Decode, Status> {
         let mut call = self.call_with(method, MetadataMap::new(), options).await?;
         // Ended means the server already ended the call: recv reports why.
         if let Err(SendError::Rejected(status)) = call.send(request).await {

@@ -31,7 +31,8 @@ use super::Status;
 ///     }
 /// }
 /// # let mut c = Text;
-/// # assert_eq!(c.decode(c.encode("hi".into()).unwrap()).unwrap(), "hi");
+/// # let bytes = c.encode("hi".into()).unwrap();
+/// # assert_eq!(c.decode(bytes).unwrap(), "hi");
 /// ```
 pub trait Codec: Clone + Send + Sync + 'static {
     /// The type this side sends.

@@ -53,7 +53,13 @@ pub(crate) fn status_from_error(err: &Error, peer: &str) -> Status {
         Error::StreamRefused { .. } | Error::Timeout(TimeoutKind::Open) => {
             Status::unavailable(format!("{err}; the call was not processed"))
         }
-        Error::StreamReset { by: Side::Local, .. } => Status::cancelled(err.to_string()),
+        Error::StreamReset {
+            code: ErrorCode::CANCEL,
+            by: Side::Local,
+        } => Status::cancelled(err.to_string()),
+        Error::StreamReset {
+            by: Side::Local, ..
+        } => Status::internal(err.to_string()),
         _ => Status::unavailable(format!("transport: {err}")),
     }
 }
@@ -250,6 +256,23 @@ impl RecordWriter {
             w.stream.reset(code);
             w.state = State::Reset(why);
         }
+    }
+
+    /// The call is over: finish the send direction if it is still open, or reset it if a
+    /// record is half written (a sender may be waiting for credit that will never come).
+    pub(crate) fn close_after_end(&self) {
+        let mut w = self.inner.lock();
+        if !matches!(w.state, State::Open) {
+            return;
+        }
+        if !w.busy {
+            if let Ok(()) = w.stream.finish() {
+                w.state = State::Finished;
+                return;
+            }
+        }
+        w.stream.reset(ErrorCode::CANCEL);
+        w.state = State::Reset(Status::cancelled("the call ended"));
     }
 
     /// Whether the send direction is still open (not finished, reset or broken).

@@ -4,6 +4,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use super::Status;
+
 /// Longest key, in bytes (its length travels in one byte, spec/RPC.md §5).
 pub const MAX_KEY_LEN: usize = 255;
 
@@ -74,6 +76,18 @@ pub enum MetadataError {
     },
 }
 
+/// For `?` in handlers: size errors become `ResourceExhausted`, invalid entries `Internal`.
+impl From<MetadataError> for Status {
+    fn from(err: MetadataError) -> Status {
+        match err {
+            MetadataError::TooLarge { .. } | MetadataError::TooManyEntries => {
+                Status::resource_exhausted(err.to_string())
+            }
+            _ => Status::internal(err.to_string()),
+        }
+    }
+}
+
 fn valid_key(key: &[u8]) -> bool {
     !key.is_empty()
         && key.len() <= MAX_KEY_LEN
@@ -89,7 +103,9 @@ fn is_binary_key(key: &str) -> bool {
 /// Checks one entry as it would be sent or received (used by the wire decoder too).
 pub(crate) fn check_entry(key: &[u8], value: &[u8]) -> Result<(), MetadataError> {
     if !valid_key(key) {
-        return Err(MetadataError::InvalidKey(String::from_utf8_lossy(key).into_owned()));
+        return Err(MetadataError::InvalidKey(
+            String::from_utf8_lossy(key).into_owned(),
+        ));
     }
     let key = std::str::from_utf8(key).expect("checked ASCII");
     if !is_binary_key(key) && !value.iter().all(|b| (0x20..=0x7e).contains(b)) {
@@ -137,7 +153,11 @@ impl MetadataMap {
     }
 
     /// [`MetadataMap::append_bin`], by value, for chaining.
-    pub fn with_bin(mut self, key: &str, value: impl Into<Bytes>) -> Result<MetadataMap, MetadataError> {
+    pub fn with_bin(
+        mut self,
+        key: &str,
+        value: impl Into<Bytes>,
+    ) -> Result<MetadataMap, MetadataError> {
         self.append_bin(key, value)?;
         Ok(self)
     }
@@ -158,17 +178,17 @@ impl MetadataMap {
 
     /// The first ASCII value for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.get_all(key).find_map(|v| match v {
-            MetadataValue::Ascii(s) => Some(s),
-            MetadataValue::Binary(_) => None,
+        self.iter().find_map(|(k, v)| match v {
+            MetadataValue::Ascii(s) if k == key => Some(s),
+            _ => None,
         })
     }
 
     /// The first binary value for `key` (a `-bin` key).
     pub fn get_bin(&self, key: &str) -> Option<&[u8]> {
-        self.get_all(key).find_map(|v| match v {
-            MetadataValue::Binary(b) => Some(b),
-            MetadataValue::Ascii(_) => None,
+        self.iter().find_map(|(k, v)| match v {
+            MetadataValue::Binary(b) if k == key => Some(b),
+            _ => None,
         })
     }
 
@@ -243,18 +263,39 @@ mod tests {
     fn keys_and_values_are_checked() {
         let mut md = MetadataMap::new();
         assert!(md.append("ok-key_1.x", "fine value ~").is_ok());
-        assert!(matches!(md.append("", "x"), Err(MetadataError::InvalidKey(_))));
-        assert!(matches!(md.append("Upper", "x"), Err(MetadataError::InvalidKey(_))));
-        assert!(matches!(md.append(&"k".repeat(256), "x"), Err(MetadataError::InvalidKey(_))));
-        assert!(matches!(md.append("k", "line\nbreak"), Err(MetadataError::InvalidValue(_))));
-        assert!(matches!(md.append("k-bin", "x"), Err(MetadataError::WrongKind(_))));
-        assert!(matches!(md.append_bin("k", &b"x"[..]), Err(MetadataError::WrongKind(_))));
+        assert!(matches!(
+            md.append("", "x"),
+            Err(MetadataError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            md.append("Upper", "x"),
+            Err(MetadataError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            md.append(&"k".repeat(256), "x"),
+            Err(MetadataError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            md.append("k", "line\nbreak"),
+            Err(MetadataError::InvalidValue(_))
+        ));
+        assert!(matches!(
+            md.append("k-bin", "x"),
+            Err(MetadataError::WrongKind(_))
+        ));
+        assert!(matches!(
+            md.append_bin("k", &b"x"[..]),
+            Err(MetadataError::WrongKind(_))
+        ));
         assert!(md.append_bin("k-bin", &b"\0\xff"[..]).is_ok());
         assert_eq!(md.len(), 2);
         assert_eq!(md.encoded_len(), 2 + 5 + 10 + 12 + 5 + 5 + 2);
         assert!(md.check_size(md.encoded_len()).is_ok());
         let err = md.check_size(10).unwrap_err();
-        assert_eq!(err.to_string(), "metadata is 41 bytes encoded, over the 10-byte limit");
+        assert_eq!(
+            err.to_string(),
+            "metadata is 41 bytes encoded, over the 10-byte limit"
+        );
         assert_eq!(md.remove("k-bin"), 1);
     }
 }

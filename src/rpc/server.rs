@@ -2,7 +2,7 @@
 //! a handler running in its own task, and turns the handler's result (or panic) into the
 //! call's status.
 
-use std::{any::Any, collections::HashMap, fmt, future::Future, sync::Arc};
+use std::{any::Any, collections::HashMap, fmt, future::Future, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
@@ -13,8 +13,12 @@ use super::{
     io::{sleep_until, ReadError, RecordReader, RecordWriter},
     server_stream::{CallState, ServerStream},
     status::Status,
-    wire::{decode_request_head, encode_trailers, record_header, valid_method, Kind, Limits, Record, RequestHead},
-    MetadataMap, DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE,
+    wire::{
+        decode_request_head, encode_trailers, record_header, valid_method, Kind, Limits, Record,
+        RequestHead,
+    },
+    MetadataMap, DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_RECV_MESSAGE_SIZE,
+    DEFAULT_MAX_SEND_MESSAGE_SIZE,
 };
 use crate::{Error, ErrorCode, Session, Stream};
 
@@ -52,6 +56,7 @@ type Handler = dyn Fn(Parts) -> BoxFuture<'static, Result<(), Status>> + Send + 
 pub struct Server {
     routes: Arc<HashMap<String, Arc<Handler>>>,
     limits: CallLimits,
+    head_timeout: Duration,
 }
 
 impl fmt::Debug for Server {
@@ -59,6 +64,7 @@ impl fmt::Debug for Server {
         f.debug_struct("Server")
             .field("routes", &self.routes.keys().collect::<Vec<_>>())
             .field("limits", &self.limits)
+            .field("head_timeout", &self.head_timeout)
             .finish()
     }
 }
@@ -80,6 +86,7 @@ impl Server {
                 max_send: DEFAULT_MAX_SEND_MESSAGE_SIZE,
                 max_metadata: DEFAULT_MAX_METADATA_SIZE,
             },
+            head_timeout: Duration::from_secs(30),
         }
     }
 
@@ -135,6 +142,13 @@ impl Server {
         self
     }
 
+    /// How long a new stream may take to deliver its request head (default 30 s); after
+    /// that the call ends with `DeadlineExceeded` before any handler runs.
+    pub fn request_head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
     /// Serves calls on `session` until it stops accepting streams: each stream is one call,
     /// run in its own task. Returns `Ok(())` when the session ended gracefully (GOAWAY
     /// either way), else the error that ended it. Calls already running go on.
@@ -145,7 +159,9 @@ impl Server {
                     tokio::spawn(run_call(self.clone(), stream));
                 }
                 Err(Error::GoingAway { .. }) => return Ok(()),
-                Err(Error::SessionClosed { code, .. }) if code == ErrorCode::NO_ERROR => return Ok(()),
+                Err(Error::SessionClosed { code, .. }) if code == ErrorCode::NO_ERROR => {
+                    return Ok(())
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -161,14 +177,21 @@ async fn run_call(server: Server, stream: Stream) {
     };
     let mut reader = RecordReader::new(recv, limits);
     let writer = RecordWriter::new(send);
-    let first = reader.next().await;
+    let Ok(first) = tokio::time::timeout(server.head_timeout, reader.next()).await else {
+        let status = Status::deadline_exceeded("the request head did not arrive in time");
+        return reject(reader, writer, status).await;
+    };
     let head = match first {
         Ok(Some(Record {
             kind: Kind::Headers,
             body,
         })) => decode_request_head(body).map_err(|e| e.to_status()),
-        Ok(Some(_)) => Err(Status::internal("protocol: the call did not start with HEADERS")),
-        Ok(None) => Err(Status::internal("protocol: the stream ended before the request head")),
+        Ok(Some(_)) => Err(Status::internal(
+            "protocol: the call did not start with HEADERS",
+        )),
+        Ok(None) => Err(Status::internal(
+            "protocol: the stream ended before the request head",
+        )),
         Err(ReadError::Wire(e)) => Err(e.to_status()),
         Err(ReadError::Stream(_)) => return, // the client is gone
     };
@@ -197,9 +220,10 @@ async fn run_call(server: Server, stream: Stream) {
         let status = match (&mut task).await {
             Ok(Ok(())) => Status::ok(),
             Ok(Err(status)) => status,
-            Err(e) if e.is_panic() => {
-                Status::internal(format!("handler panicked: {}", panic_message(e.into_panic())))
-            }
+            Err(e) if e.is_panic() => Status::internal(format!(
+                "handler panicked: {}",
+                panic_message(e.into_panic())
+            )),
             Err(_) => Status::cancelled("handler task was cancelled"),
         };
         call.end(status).await;

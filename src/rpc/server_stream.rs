@@ -44,7 +44,10 @@ fn ended_error(status: &Status) -> Status {
 /// A HEADERS record (header and body) for `md`.
 fn header_record(md: &MetadataMap) -> (Bytes, Bytes) {
     let body = encode_response_head(md);
-    (Bytes::copy_from_slice(&record_header(Kind::Headers, body.len())), body)
+    (
+        Bytes::copy_from_slice(&record_header(Kind::Headers, body.len())),
+        body,
+    )
 }
 
 impl CallState {
@@ -79,7 +82,8 @@ impl CallState {
                 if let Some(s) = &self.meta.lock().ended {
                     return ended_error(s);
                 }
-                let s = Status::internal("an earlier send was cancelled in the middle of a message");
+                let s =
+                    Status::internal("an earlier send was cancelled in the middle of a message");
                 self.writer.reset(reset_code(s.code()), s.clone());
                 s
             }
@@ -149,9 +153,9 @@ impl CallState {
 /// return value becomes the status in the trailer.
 ///
 /// ```no_run
-/// use braid::rpc::{MetadataMap, Server, ServerStream, Status};
+/// use braid::rpc::{MetadataMap, Server, ServerStream};
 /// let server = Server::new().route("/echo.Echo/Echo", |mut stream: ServerStream| async move {
-///     stream.set_header(MetadataMap::new().with("server", "demo").map_err(|e| Status::internal(e.to_string()))?)?;
+///     stream.set_header(MetadataMap::new().with("server", "demo")?)?;
 ///     while let Some(msg) = stream.recv().await? {
 ///         stream.send(msg).await?;
 ///     }
@@ -219,7 +223,10 @@ impl<C: Codec> ServerStream<C> {
             return Err(Status::failed_precondition("the header was already sent"));
         };
         let call = &self.call;
-        call.writer.write(&[&hh, &hb]).await.map_err(|e| call.write_error(e))
+        call.writer
+            .write(&[&hh, &hb])
+            .await
+            .map_err(|e| call.write_error(e))
     }
 
     /// Adds trailer metadata, sent with the status when the handler returns (merged with
@@ -271,7 +278,10 @@ impl<C: Codec> ServerStream<C> {
                 Ok(msg) => return Ok(Some(msg)),
                 Err(status) => status,
             },
-            Ok(Some(rec)) => Status::internal(format!("protocol: unexpected {:?} record from the client", rec.kind)),
+            Ok(Some(rec)) => Status::internal(format!(
+                "protocol: unexpected {:?} record from the client",
+                rec.kind
+            )),
             Ok(None) => {
                 self.recv_end = Some(Ok(()));
                 return Ok(None);
@@ -295,7 +305,12 @@ impl<C: Codec> ServerStream<C> {
     }
 }
 
-fn merge_limited(into: &mut MetadataMap, md: MetadataMap, limit: usize, what: &str) -> Result<(), Status> {
+fn merge_limited(
+    into: &mut MetadataMap,
+    md: MetadataMap,
+    limit: usize,
+    what: &str,
+) -> Result<(), Status> {
     let mut merged = into.clone();
     merged
         .merge(md)

@@ -165,7 +165,11 @@ impl RecordDecoder {
             Kind::Headers | Kind::Trailers => (self.limits.max_metadata, "metadata"),
         };
         if len > limit {
-            return Err(WireError::TooLarge { kind: what, len, limit });
+            return Err(WireError::TooLarge {
+                kind: what,
+                len,
+                limit,
+            });
         }
         if self.buffered - RECORD_HEADER_LEN < len {
             return Ok(None);
@@ -250,7 +254,11 @@ pub fn valid_method(method: &str) -> bool {
 }
 
 /// Encodes a request HEADERS body (spec/RPC.md §4.1). `method` must be [`valid_method`].
-pub fn encode_request_head(method: &str, timeout: Option<Duration>, metadata: &MetadataMap) -> Bytes {
+pub fn encode_request_head(
+    method: &str,
+    timeout: Option<Duration>,
+    metadata: &MetadataMap,
+) -> Bytes {
     let mut out = BytesMut::with_capacity(3 + method.len() + 8 + metadata.encoded_len());
     out.put_u8(if timeout.is_some() { FLAG_TIMEOUT } else { 0 });
     out.put_u16(method.len() as u16);
@@ -265,7 +273,10 @@ pub fn encode_request_head(method: &str, timeout: Option<Duration>, metadata: &M
 /// Decodes a request HEADERS body.
 pub fn decode_request_head(body: Bytes) -> Result<RequestHead, WireError> {
     const WHAT: &str = "request HEADERS";
-    let mut r = Reader { buf: body, what: WHAT };
+    let mut r = Reader {
+        buf: body,
+        what: WHAT,
+    };
     let flags = r.u8()?;
     if flags & !FLAG_TIMEOUT != 0 {
         return Err(WireError::Malformed(WHAT, "unknown flag bits"));
@@ -404,7 +415,10 @@ impl Reader {
         debug_assert!(count <= MAX_ENTRIES);
         // Each entry takes at least 6 bytes, so this never over-allocates from the count.
         if count * 6 > self.buf.remaining() {
-            return Err(WireError::Malformed(self.what, "metadata count exceeds body"));
+            return Err(WireError::Malformed(
+                self.what,
+                "metadata count exceeds body",
+            ));
         }
         let mut md = MetadataMap::new();
         for _ in 0..count {
@@ -417,87 +431,5 @@ impl Reader {
             md.push_checked(key, value);
         }
         Ok(md)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> Limits {
-        Limits {
-            max_message: 1024,
-            max_metadata: 1024,
-        }
-    }
-
-    #[test]
-    fn heads_and_trailers_round_trip() {
-        let md = MetadataMap::new()
-            .with("a", "b")
-            .unwrap()
-            .with_bin("c-bin", &b"\0\x01"[..])
-            .unwrap();
-        let body = encode_request_head("/p.S/M", Some(Duration::from_millis(1500)), &md);
-        let head = decode_request_head(body).unwrap();
-        assert_eq!(head.method, "/p.S/M");
-        assert_eq!(head.timeout, Some(Duration::from_millis(1500)));
-        assert_eq!(head.metadata, md);
-        assert_eq!(decode_response_head(encode_response_head(&md)).unwrap(), md);
-        let status = Status::aborted("x").with_details(&b"d"[..]);
-        assert_eq!(decode_trailers(encode_trailers(&status, &md)).unwrap(), (status, md));
-    }
-
-    #[test]
-    fn decoder_splits_across_chunks_and_rejects_bad_input() {
-        let mut dec = RecordDecoder::new(limits());
-        let mut all = BytesMut::new();
-        all.extend_from_slice(&encode_record(Kind::Headers, &encode_response_head(&MetadataMap::new())));
-        all.extend_from_slice(&encode_record(Kind::Message, b"hello"));
-        all.extend_from_slice(&encode_record(Kind::Message, b""));
-        let all = all.freeze();
-        for i in 0..all.len() {
-            dec.push(all.slice(i..i + 1));
-        }
-        assert_eq!(dec.next_record().unwrap().unwrap().kind, Kind::Headers);
-        assert_eq!(dec.next_record().unwrap().unwrap().body, &b"hello"[..]);
-        assert_eq!(dec.next_record().unwrap().unwrap().body, &b""[..]);
-        assert_eq!(dec.next_record().unwrap(), None);
-        assert!(dec.finish().is_ok());
-
-        let mut dec = RecordDecoder::new(limits());
-        dec.push(Bytes::from_static(&[9, 0, 0, 0, 0]));
-        assert_eq!(dec.next_record(), Err(WireError::UnknownKind(9)));
-
-        let mut dec = RecordDecoder::new(limits());
-        dec.push(Bytes::from_static(&[3, 0xff, 0xff, 0xff, 0xff]));
-        assert!(matches!(dec.next_record(), Err(WireError::TooLarge { kind: "metadata", .. })));
-
-        let mut dec = RecordDecoder::new(limits());
-        dec.push(Bytes::from_static(&[2, 0, 0, 0, 3, 1]));
-        assert_eq!(dec.next_record(), Ok(None));
-        assert_eq!(dec.finish(), Err(WireError::Truncated));
-    }
-
-    #[test]
-    fn bodies_with_bad_lengths_are_rejected() {
-        // count says 65535 entries in a tiny body
-        assert!(decode_response_head(Bytes::from_static(&[0xff, 0xff, 0])).is_err());
-        // value length beyond the body
-        assert!(decode_response_head(Bytes::from_static(&[0, 1, 1, b'a', 0xff, 0, 0, 0])).is_err());
-        // bad key
-        assert!(decode_response_head(Bytes::from_static(&[0, 1, 1, b'A', 0, 0, 0, 0])).is_err());
-        // trailing bytes
-        assert!(decode_response_head(Bytes::from_static(&[0, 0, 1])).is_err());
-        // method without '/'
-        let body = encode_request_head("/x", None, &MetadataMap::new());
-        let mut bad = body.to_vec();
-        bad[3] = b'x';
-        assert!(decode_request_head(bad.into()).is_err());
-        // unknown flags
-        let mut bad = body.to_vec();
-        bad[0] = 0x80;
-        assert!(decode_request_head(bad.into()).is_err());
-        assert!(decode_trailers(Bytes::from_static(&[0, 0, 5])).is_err());
     }
 }
