@@ -49,7 +49,11 @@ impl Faulty {
 }
 
 impl AsyncRead for Faulty {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.check_cut()?;
         if self.delay(cx) {
             return Poll::Pending;
@@ -69,7 +73,11 @@ impl AsyncRead for Faulty {
 }
 
 impl AsyncWrite for Faulty {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.check_cut()?;
         if self.delay(cx) {
             return Poll::Pending;
@@ -201,9 +209,10 @@ async fn faults_never_truncate_silently() {
             1 => usize::MAX, // no cut: short reads, short writes and delays only
             s => (s as usize * 7919 * 113) % (4 << 20),
         };
-        let (client_ok, server_ok) = tokio::time::timeout(Duration::from_secs(60), run(seed, cut_after))
-            .await
-            .expect("no hang");
+        let (client_ok, server_ok) =
+            tokio::time::timeout(Duration::from_secs(60), run(seed, cut_after))
+                .await
+                .expect("no hang");
         eprintln!("seed {seed}: cut after {cut_after} bytes: {client_ok} streams ok at the client, {server_ok} at the server");
         if cut_after == usize::MAX {
             assert_eq!(client_ok, 1000);

@@ -45,7 +45,10 @@ fn wire(frames: &[&[u8]]) -> Vec<u8> {
 
 #[test]
 fn preface_literal_is_the_base_config_preface() {
-    assert_eq!(PREFACE, session::preface_of(&session::base_config()).encode());
+    assert_eq!(
+        PREFACE,
+        session::preface_of(&session::base_config()).encode()
+    );
 }
 
 // ----- flow_control -----
@@ -87,10 +90,14 @@ fn decode_every_frame_type_reencodes() {
     let frames: &[&[u8]] = &[
         &[0, 0x05, 0, 0, 0, 0, 0, 1, 0, 0, 0, 3, b'a', b'b', b'c'], // DATA SYN|FIN
         &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 1, 0],          // WINDOW_UPDATE(0)
-        &[2, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8], // PING ACK
-        &[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xfe], // GOAWAY
-        &[4, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7], // RESET
-        &[5, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7], // STOP_SENDING
+        &[
+            2, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+        ], // PING ACK
+        &[
+            3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xfe,
+        ], // GOAWAY
+        &[4, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7],          // RESET
+        &[5, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7],          // STOP_SENDING
     ];
     for mode in 0..4u8 {
         for seed in [0u8, 1, 5, 40] {
@@ -118,7 +125,10 @@ fn session_second_goaway_never_raises_last_stream() {
         &[Op::GoAway(200), Op::Transmit(100), Op::Feed(100)],
         &wire,
     );
-    assert!(h.core().error().is_some(), "the frame on stream 0 ends the session");
+    assert!(
+        h.core().error().is_some(),
+        "the frame on stream 0 ends the session"
+    );
 }
 
 /// session crash 2: we opened streams 2 and 4 (SYNs not yet sent) and stopped reading 4; the
@@ -169,7 +179,11 @@ fn session_reset_on_unsent_stream_is_a_protocol_error() {
 fn session_ack_on_unsent_stream_is_a_protocol_error() {
     let ack_4: &[u8] = &[0, 0x02, 0, 0, 0, 0, 0, 4, 0, 0, 0, 3, b'a', b'c', b'k'];
     let wire = wire(&[ack_4]);
-    let h = session::run(Knobs::default(), &[Op::Open, Op::Open, Op::Feed(100)], &wire);
+    let h = session::run(
+        Knobs::default(),
+        &[Op::Open, Op::Open, Op::Feed(100)],
+        &wire,
+    );
     assert!(
         matches!(h.core().error(), Some(braid::Error::Protocol { .. })),
         "{:?}",
@@ -180,7 +194,9 @@ fn session_ack_on_unsent_stream_is_a_protocol_error() {
 /// A plain replay: one stream opened by the peer, echoed back and finished both ways.
 #[test]
 fn session_echo_replay() {
-    let syn_fin_1: &[u8] = &[0, 0x05, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, b'h', b'e', b'l', b'l', b'o'];
+    let syn_fin_1: &[u8] = &[
+        0, 0x05, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, b'h', b'e', b'l', b'l', b'o',
+    ];
     let wire = wire(&[syn_fin_1]);
     let h = session::run(Knobs::default(), &[], &wire);
     assert!(h.core().error().is_none(), "{:?}", h.core().error());
@@ -208,13 +224,21 @@ mod record {
     }
 
     impl AsyncRead for Tap {
-        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
             Pin::new(&mut self.io).poll_read(cx, buf)
         }
     }
 
     impl AsyncWrite for Tap {
-        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
             let this = &mut *self;
             let result = Pin::new(&mut this.io).poll_write(cx, buf);
             if let Poll::Ready(Ok(n)) = result {
@@ -231,7 +255,9 @@ mod record {
     }
 
     pub fn data(seed: u8, len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
     }
 
     /// Runs `client` against an echo server over a tapped in-memory pipe; returns the bytes
@@ -245,8 +271,22 @@ mod record {
         let (a, b) = tokio::io::duplex(4096);
         let c2s = Arc::new(Mutex::new(Vec::new()));
         let s2c = Arc::new(Mutex::new(Vec::new()));
-        let client_session = Session::client(Tap { io: a, log: c2s.clone() }, config.clone()).unwrap();
-        let server = Session::server(Tap { io: b, log: s2c.clone() }, config).unwrap();
+        let client_session = Session::client(
+            Tap {
+                io: a,
+                log: c2s.clone(),
+            },
+            config.clone(),
+        )
+        .unwrap();
+        let server = Session::server(
+            Tap {
+                io: b,
+                log: s2c.clone(),
+            },
+            config,
+        )
+        .unwrap();
         let server_task = tokio::spawn(async move {
             if server_opens {
                 let mut s = server.open().await.unwrap();
@@ -313,14 +353,21 @@ async fn record_fuzz_corpus() {
         (
             "hello",
             true,
-            record(config.clone(), false, |s| async move { record::echo(&s, b"hello").await }).await,
+            record(config.clone(), false, |s| async move {
+                record::echo(&s, b"hello").await
+            })
+            .await,
         ),
         (
             "bulk3",
             true,
             record(config.clone(), false, |s| async move {
                 let (a, b, c) = (data(1, 3000), data(2, 2500), data(3, 700));
-                tokio::join!(record::echo(&s, &a), record::echo(&s, &b), record::echo(&s, &c));
+                tokio::join!(
+                    record::echo(&s, &a),
+                    record::echo(&s, &b),
+                    record::echo(&s, &c)
+                );
             })
             .await,
         ),
@@ -360,7 +407,11 @@ async fn record_fuzz_corpus() {
         ),
         // The client's bytes refer to a stream the server opened, which the fuzzed server
         // never did: frame_decode seeds only.
-        ("server-opens", false, record(config.clone(), true, |_| async {}).await),
+        (
+            "server-opens",
+            false,
+            record(config.clone(), true, |_| async {}).await,
+        ),
     ];
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");

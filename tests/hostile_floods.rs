@@ -2,9 +2,9 @@
 //! PINGs and refusal-provoking SYNs from a peer that never reads, reset floods, rapid reset,
 //! and empty frames. Each test names its row.
 
-mod support;
 #[path = "support/hostile.rs"]
 mod hostile;
+mod support;
 
 use std::sync::{
     atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst},
@@ -17,8 +17,8 @@ use braid::{
 };
 use bytes::Bytes;
 use hostile::{
-    assert_goaway, assert_protocol_error, ping, quiet, server_and_raw, settle, spawn_flood, split, sync, syn,
-    until_goaway,
+    assert_goaway, assert_protocol_error, ping, quiet, server_and_raw, settle, spawn_flood, split,
+    syn, sync, until_goaway,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,11 +44,26 @@ async fn row1_ping_flood_from_a_peer_that_never_reads() {
     })
     .await;
     let bound = (PIPE as u64 + READ_CHUNK) / PING_LEN + 16;
-    eprintln!("row 1: flood stalled after {written} PINGs written, {received} processed (bound {bound})");
-    assert!(written < PINGS / 20, "the session kept reading: {written} PINGs written");
-    assert!(received <= bound, "{received} PINGs processed while the peer read nothing (bound {bound})");
+    eprintln!(
+        "row 1: flood stalled after {written} PINGs written, {received} processed (bound {bound})"
+    );
+    assert!(
+        written < PINGS / 20,
+        "the session kept reading: {written} PINGs written"
+    );
+    assert!(
+        received <= bound,
+        "{received} PINGs processed while the peer read nothing (bound {bound})"
+    );
     let stats = server.stats();
-    assert_eq!((stats.send_buffered, stats.recv_buffered, stats.tracked_streams), (0, 0, 0));
+    assert_eq!(
+        (
+            stats.send_buffered,
+            stats.recv_buffered,
+            stats.tracked_streams
+        ),
+        (0, 0, 0)
+    );
 
     // Now read: each PING gets exactly one reply, in order.
     let mut next = 1;
@@ -66,7 +81,11 @@ async fn row1_ping_flood_from_a_peer_that_never_reads() {
     assert_eq!(sent, PINGS);
     let stats = server.stats();
     assert_eq!(stats.frames_received, PINGS);
-    assert_eq!(stats.frames_sent, PINGS + 1, "one reply per PING, plus the session's own PING");
+    assert_eq!(
+        stats.frames_sent,
+        PINGS + 1,
+        "one reply per PING, plus the session's own PING"
+    );
     assert!(server.closed_reason().is_none());
 }
 
@@ -79,7 +98,9 @@ async fn refusal_flood(config: Config, admitted: u64, code: ErrorCode) {
     let (server, peer) = server_and_raw(quiet(config), PIPE).await;
     let (mut reader, wr) = split(peer);
     let progress = Arc::new(AtomicU64::new(0));
-    let flood = spawn_flood(wr, SYNS, 64, progress.clone(), |i| syn(2 * i as u32 + 1, b""));
+    let flood = spawn_flood(wr, SYNS, 64, progress.clone(), |i| {
+        syn(2 * i as u32 + 1, b"")
+    });
 
     let (written, received, tracked) = settle("SYN flood stalls", || {
         let s = server.stats();
@@ -88,8 +109,14 @@ async fn refusal_flood(config: Config, admitted: u64, code: ErrorCode) {
     .await;
     let bound = (PIPE as u64 + READ_CHUNK) / SYN_LEN + 16;
     eprintln!("row 2 ({code}): flood stalled after {written} SYNs written, {received} processed (bound {bound})");
-    assert!(written < SYNS / 10, "the session kept reading: {written} SYNs written");
-    assert!(received <= bound, "{received} SYNs processed while the peer read nothing (bound {bound})");
+    assert!(
+        written < SYNS / 10,
+        "the session kept reading: {written} SYNs written"
+    );
+    assert!(
+        received <= bound,
+        "{received} SYNs processed while the peer read nothing (bound {bound})"
+    );
     assert!(tracked as u64 <= admitted, "{tracked} streams tracked");
 
     // Read: every SYN past the admitted ones gets exactly one refusal, in order.
@@ -98,7 +125,11 @@ async fn refusal_flood(config: Config, admitted: u64, code: ErrorCode) {
     while next <= last {
         match reader.recv().await.expect("session ended") {
             Frame::Reset { stream, code: c } => {
-                assert_eq!((stream, c), (next, code), "refusals out of order or duplicated");
+                assert_eq!(
+                    (stream, c),
+                    (next, code),
+                    "refusals out of order or duplicated"
+                );
                 next += 2;
             }
             Frame::Ping { .. } => {}
@@ -109,7 +140,11 @@ async fn refusal_flood(config: Config, admitted: u64, code: ErrorCode) {
     assert_eq!(sent, SYNS);
     let stats = server.stats();
     assert_eq!(stats.frames_received, SYNS);
-    assert_eq!(stats.frames_sent, SYNS - admitted + 1, "one refusal per refused SYN, plus our PING");
+    assert_eq!(
+        stats.frames_sent,
+        SYNS - admitted + 1,
+        "one refusal per refused SYN, plus our PING"
+    );
     assert!(stats.tracked_streams as u64 <= admitted);
     assert!(stats.remembered_closed <= Config::default().closed_stream_memory as usize);
     assert!(server.closed_reason().is_none());
@@ -193,14 +228,21 @@ async fn row3_refusals_past_max_local_resets_end_the_session() {
     peer.send(syn(next_id(), b"")).await;
     let (goaway, before) = until_goaway(&mut peer).await;
     assert_goaway(&goaway, ErrorCode::ENHANCE_YOUR_CALM);
-    assert_eq!(resets_with(&before, ErrorCode::BACKLOG_FULL), 0, "{before:?}");
+    assert_eq!(
+        resets_with(&before, ErrorCode::BACKLOG_FULL),
+        0,
+        "{before:?}"
+    );
     assert_protocol_error(&server, ErrorCode::ENHANCE_YOUR_CALM);
     let err = kept[0].read(&mut [0u8; 1]).await.unwrap_err();
     assert!(
         matches!(support::braid_err(&err), Some(Error::Protocol { code, .. }) if *code == ErrorCode::ENHANCE_YOUR_CALM),
         "{err:?}"
     );
-    assert!(peer.recv().await.is_none(), "transport closed after the GOAWAY");
+    assert!(
+        peer.recv().await.is_none(),
+        "transport closed after the GOAWAY"
+    );
 }
 
 /// row 3: resets the application asks for (stream.reset(code) on many streams, inbound and
@@ -233,14 +275,20 @@ async fn row3_application_resets_are_not_counted() {
     }
     let mut seen = 0;
     while seen < 150 {
-        match support::guard("application RESETs", peer.recv()).await.expect("session ended") {
+        match support::guard("application RESETs", peer.recv())
+            .await
+            .expect("session ended")
+        {
             Frame::Reset { code, .. } if code == app_code => seen += 1,
             f @ (Frame::Reset { .. } | Frame::GoAway { .. }) => panic!("unexpected {f:?}"),
             _ => {}
         }
     }
     let rest = sync(&mut peer, 1).await;
-    assert!(!rest.iter().any(|f| matches!(f, Frame::Reset { .. })), "{rest:?}");
+    assert!(
+        !rest.iter().any(|f| matches!(f, Frame::Reset { .. })),
+        "{rest:?}"
+    );
     let stats = server.stats();
     assert_eq!(stats.local_resets, 0);
     assert_eq!(stats.tracked_streams, 0);
@@ -294,7 +342,10 @@ async fn row4_rapid_reset_past_max_unaccepted_resets() {
         id += 2;
         if round % 10 == 0 {
             let replies = sync(&mut peer, round as u64).await;
-            assert!(replies.is_empty(), "no reply to a peer's RESET: {replies:?}");
+            assert!(
+                replies.is_empty(),
+                "no reply to a peer's RESET: {replies:?}"
+            );
             let stats = server.stats();
             assert_eq!(stats.unaccepted_resets, round);
             assert_eq!(stats.tracked_streams, 8);
@@ -320,7 +371,10 @@ async fn row4_rapid_reset_past_max_unaccepted_resets() {
     let max = max_tracked.load(SeqCst);
     eprintln!("row 4: at most {max} streams tracked during the attack");
     assert!(max <= (CAP + MAX_IN) as usize, "{max} streams tracked");
-    assert!(max <= 9, "each reset stream is freed at once: {max} tracked");
+    assert!(
+        max <= 9,
+        "each reset stream is freed at once: {max} tracked"
+    );
 }
 
 /// row 4: ordinary churn never trips the rapid-reset limit: a real client opens a stream, the
@@ -382,11 +436,22 @@ async fn row4_ordinary_open_accept_reset_churn_never_trips_the_limit() {
         opened += support::guard("churn worker", w).await.unwrap();
     }
     assert_eq!(opened, TOTAL);
-    support::until("every reset reached the server", || served.load(SeqCst) == TOTAL).await;
+    support::until("every reset reached the server", || {
+        served.load(SeqCst) == TOTAL
+    })
+    .await;
     for (name, s) in [("client", &client), ("server", &server)] {
         let stats = s.stats();
-        assert!(s.closed_reason().is_none(), "{name}: {:?}", s.closed_reason());
-        assert_eq!((stats.unaccepted_resets, stats.local_resets), (0, 0), "{name}");
+        assert!(
+            s.closed_reason().is_none(),
+            "{name}: {:?}",
+            s.closed_reason()
+        );
+        assert_eq!(
+            (stats.unaccepted_resets, stats.local_resets),
+            (0, 0),
+            "{name}"
+        );
         assert_eq!(stats.tracked_streams, 0, "{name}");
     }
     drop(acceptor);
@@ -415,23 +480,54 @@ async fn row7_empty_frames_are_counted_and_capped() {
     let mut frames = Vec::new();
     for _ in 0..40 {
         frames.push(empty());
-        frames.push(Frame::WindowUpdate { stream: 1, increment: 0 });
+        frames.push(Frame::WindowUpdate {
+            stream: 1,
+            increment: 0,
+        });
     }
     for _ in 0..10 {
-        frames.push(Frame::WindowUpdate { stream: 0, increment: 0 });
-        frames.push(Frame::Ping { ack: true, opaque: 777 });
+        frames.push(Frame::WindowUpdate {
+            stream: 0,
+            increment: 0,
+        });
+        frames.push(Frame::Ping {
+            ack: true,
+            opaque: 777,
+        });
     }
     assert_eq!(frames.len(), MAX as usize);
     peer.try_send_all(&frames).await.unwrap();
     let replies = sync(&mut peer, 2).await;
-    assert!(replies.is_empty(), "empty frames are not answered: {replies:?}");
+    assert!(
+        replies.is_empty(),
+        "empty frames are not answered: {replies:?}"
+    );
     let after = server.stats();
     assert_eq!(after.empty_frames, MAX);
-    assert_eq!(after.frames_received, before.frames_received + MAX as u64 + 1);
-    assert_eq!(after.frames_sent, before.frames_sent + 1, "only the PING reply");
     assert_eq!(
-        (after.tracked_streams, after.open_streams, after.backlog, after.recv_buffered, after.send_buffered),
-        (before.tracked_streams, before.open_streams, before.backlog, before.recv_buffered, before.send_buffered),
+        after.frames_received,
+        before.frames_received + MAX as u64 + 1
+    );
+    assert_eq!(
+        after.frames_sent,
+        before.frames_sent + 1,
+        "only the PING reply"
+    );
+    assert_eq!(
+        (
+            after.tracked_streams,
+            after.open_streams,
+            after.backlog,
+            after.recv_buffered,
+            after.send_buffered
+        ),
+        (
+            before.tracked_streams,
+            before.open_streams,
+            before.backlog,
+            before.recv_buffered,
+            before.send_buffered
+        ),
     );
     assert_eq!(after.session_recv_credit, before.session_recv_credit);
     assert!(server.closed_reason().is_none());

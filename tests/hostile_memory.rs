@@ -4,9 +4,9 @@
 //! tests take a lock and run one at a time.
 #![allow(unsafe_code)]
 
-mod support;
 #[path = "support/hostile.rs"]
 mod hostile;
+mod support;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -21,7 +21,7 @@ use braid::{
     Config,
 };
 use bytes::Bytes;
-use hostile::{data_frame, quiet, server_and_raw, sync, syn};
+use hostile::{data_frame, quiet, server_and_raw, syn, sync};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Forwards every call to [`System`] and keeps a running total of live bytes.
@@ -77,7 +77,10 @@ fn live() -> isize {
 /// runtime (or its teardown) is alive during the measurement.
 fn measured<F: std::future::Future>(test: F) -> F::Output {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let out = rt.block_on(test);
     drop(rt);
     out
@@ -123,7 +126,10 @@ async fn one_byte_frames() {
     let bytes = STREAMS as usize * PER_STREAM;
     let stats = server.stats();
     assert_eq!(stats.recv_buffered, bytes);
-    assert!(stats.frames_received as usize > bytes, "one frame per byte arrived");
+    assert!(
+        stats.frames_received as usize > bytes,
+        "one frame per byte arrived"
+    );
     let growth = live() - baseline;
     let budget = 4 * bytes + STREAMS as usize * 1024;
     eprintln!(
@@ -131,7 +137,10 @@ async fn one_byte_frames() {
         bytes,
         growth as f64 / bytes as f64
     );
-    assert!(growth <= budget as isize, "heap grew {growth} bytes for {bytes} buffered bytes");
+    assert!(
+        growth <= budget as isize,
+        "heap grew {growth} bytes for {bytes} buffered bytes"
+    );
 
     // Reading everything returns the memory.
     for s in &mut streams {
@@ -145,7 +154,10 @@ async fn one_byte_frames() {
     eprintln!("row 8: after reading, {left} bytes above the baseline");
     // What stays is per session, not per byte: the driver's read buffer (up to two 128 KiB
     // read chunks) and the 64 KiB pipe.
-    assert!(left <= 384 * 1024, "{left} bytes still held after reading everything");
+    assert!(
+        left <= 384 * 1024,
+        "{left} bytes still held after reading everything"
+    );
     assert!(server.closed_reason().is_none());
 }
 
@@ -180,9 +192,20 @@ async fn idle_streams() {
     server.ping().await.unwrap();
     let (cs, ss) = (client.stats(), server.stats());
     assert_eq!((cs.open_streams, ss.open_streams), (STREAMS, STREAMS));
-    assert_eq!((cs.recv_buffered, ss.recv_buffered, cs.send_buffered, ss.send_buffered), (0, 0, 0, 0));
+    assert_eq!(
+        (
+            cs.recv_buffered,
+            ss.recv_buffered,
+            cs.send_buffered,
+            ss.send_buffered
+        ),
+        (0, 0, 0, 0)
+    );
     let per_stream = (live() - baseline) as f64 / STREAMS as f64;
     eprintln!("row 8: idle stream memory: {per_stream:.0} bytes of live heap per stream, both ends together");
-    assert!(per_stream <= 2048.0, "{per_stream:.0} bytes per idle stream");
+    assert!(
+        per_stream <= 2048.0,
+        "{per_stream:.0} bytes per idle stream"
+    );
     drop((clients, servers));
 }

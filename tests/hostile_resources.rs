@@ -4,9 +4,9 @@
 //! exhaustion and a stalled stream. Row 8 (heap per byte and per idle stream) is in
 //! `hostile_memory.rs`, which needs its own global allocator.
 
-mod support;
 #[path = "support/hostile.rs"]
 mod hostile;
+mod support;
 
 use std::{
     sync::{
@@ -24,7 +24,8 @@ use braid::{
 };
 use bytes::Bytes;
 use hostile::{
-    client_and_raw, data_frame, ping, quiet, recv_until, server_and_raw, settle, spawn_flood, split, sync, syn, FOREVER,
+    client_and_raw, data_frame, ping, quiet, recv_until, server_and_raw, settle, spawn_flood,
+    split, syn, sync, FOREVER,
 };
 use support::raw::default_preface;
 use tokio::{
@@ -55,7 +56,9 @@ async fn row5_opens_beyond_the_accept_backlog_are_refused() {
     });
     let (server, peer) = server_and_raw(config, 64 * 1024).await;
     let (mut reader, wr) = split(peer);
-    let flood = spawn_flood(wr, SYNS, 16, Arc::default(), |i| syn(2 * i as u32 + 1, b"request"));
+    let flood = spawn_flood(wr, SYNS, 16, Arc::default(), |i| {
+        syn(2 * i as u32 + 1, b"request")
+    });
     let mut next = 2 * BACKLOG + 1;
     let mut max_tracked = 0;
     while next < 2 * SYNS as u32 {
@@ -71,9 +74,19 @@ async fn row5_opens_beyond_the_accept_backlog_are_refused() {
     }
     flood.await.unwrap();
     let stats = server.stats();
-    assert!(max_tracked <= BACKLOG as usize, "{max_tracked} streams tracked");
-    assert_eq!((stats.backlog, stats.tracked_streams), (BACKLOG as usize, BACKLOG as usize));
-    assert_eq!(stats.recv_buffered, BACKLOG as usize * 7, "refused payloads are not kept");
+    assert!(
+        max_tracked <= BACKLOG as usize,
+        "{max_tracked} streams tracked"
+    );
+    assert_eq!(
+        (stats.backlog, stats.tracked_streams),
+        (BACKLOG as usize, BACKLOG as usize)
+    );
+    assert_eq!(
+        stats.recv_buffered,
+        BACKLOG as usize * 7,
+        "refused payloads are not kept"
+    );
     for k in 0..BACKLOG {
         let mut s = server.accept().await.unwrap();
         assert_eq!(s.id(), 2 * k + 1);
@@ -121,13 +134,19 @@ async fn row6_unacknowledged_opens_time_out_and_free_their_slots() {
     }
     assert_eq!(syns, [1, 3, 5, 7]);
     settle("fifth open waits", || fifth.is_finished()).await;
-    assert!(!fifth.is_finished(), "the 5th open must wait for an ACK or a timeout");
+    assert!(
+        !fifth.is_finished(),
+        "the 5th open must wait for an ACK or a timeout"
+    );
     assert_eq!(Instant::now(), started, "no time passed yet");
 
     // Nothing more: the clock runs to the open timeout.
     let mut resets = Vec::new();
     while resets.len() < 4 {
-        match support::guard("RESET(TIMEOUT)", peer.recv()).await.expect("session ended") {
+        match support::guard("RESET(TIMEOUT)", peer.recv())
+            .await
+            .expect("session ended")
+        {
             Frame::Reset { stream, code } => {
                 assert_eq!(code, ErrorCode::TIMEOUT);
                 resets.push(stream);
@@ -145,12 +164,17 @@ async fn row6_unacknowledged_opens_time_out_and_free_their_slots() {
     assert_eq!(s5.id(), 9);
     s5.write_all(b"x").await.unwrap();
     match peer.recv().await.expect("session ended") {
-        Frame::Data { stream: 9, flags, .. } => assert!(flags.contains(Flags::SYN)),
+        Frame::Data {
+            stream: 9, flags, ..
+        } => assert!(flags.contains(Flags::SYN)),
         other => panic!("unexpected {other:?}"),
     }
     let stats = client.stats();
     assert_eq!(stats.outbound_streams, 1);
-    assert_eq!(stats.local_resets, 4, "open timeouts count as locally generated resets (spec §11 L16)");
+    assert_eq!(
+        stats.local_resets, 4,
+        "open timeouts count as locally generated resets (spec §11 L16)"
+    );
     assert!(client.closed_reason().is_none());
 }
 
@@ -199,29 +223,58 @@ async fn row13_peer_that_grants_credit_but_never_reads() {
 
     let progress: Vec<Arc<AtomicU64>> = (0..8).map(|_| Arc::default()).collect();
     let total = |p: &[Arc<AtomicU64>]| p.iter().map(|a| a.load(SeqCst)).sum::<u64>();
-    let mut writers = vec![spawn_writer(client.open().await.unwrap(), PER_WRITER, progress[0].clone())];
-    let (written, buffered) = settle("one writer blocks", || (total(&progress), client.stats().send_buffered)).await;
+    let mut writers = vec![spawn_writer(
+        client.open().await.unwrap(),
+        PER_WRITER,
+        progress[0].clone(),
+    )];
+    let (written, buffered) = settle("one writer blocks", || {
+        (total(&progress), client.stats().send_buffered)
+    })
+    .await;
     eprintln!("row 13: one stream: {written} bytes written, {buffered} unsent");
-    assert!(buffered <= STREAM_BUF as usize, "{buffered} bytes buffered on one stream");
-    assert!(written < PER_WRITER as u64 / 4, "writer never blocked: {written}");
+    assert!(
+        buffered <= STREAM_BUF as usize,
+        "{buffered} bytes buffered on one stream"
+    );
+    assert!(
+        written < PER_WRITER as u64 / 4,
+        "writer never blocked: {written}"
+    );
 
     for p in &progress[1..] {
-        writers.push(spawn_writer(client.open().await.unwrap(), PER_WRITER, p.clone()));
+        writers.push(spawn_writer(
+            client.open().await.unwrap(),
+            PER_WRITER,
+            p.clone(),
+        ));
     }
-    let (written, buffered) = settle("all writers block", || (total(&progress), client.stats().send_buffered)).await;
+    let (written, buffered) = settle("all writers block", || {
+        (total(&progress), client.stats().send_buffered)
+    })
+    .await;
     eprintln!("row 13: eight streams: {written} bytes written, {buffered} unsent");
-    assert!(buffered <= SESSION_BUF as usize, "{buffered} bytes buffered in the session");
+    assert!(
+        buffered <= SESSION_BUF as usize,
+        "{buffered} bytes buffered in the session"
+    );
     assert!(written < 2 << 20, "writers never blocked: {written}");
     assert!(writers.iter().all(|w| !w.is_finished()));
     assert!(client.closed_reason().is_none());
 
     let stalled = Instant::now();
     for w in writers {
-        let err = support::guard("writer fails", w).await.unwrap().unwrap_err();
+        let err = support::guard("writer fails", w)
+            .await
+            .unwrap()
+            .unwrap_err();
         assert_timeout(&err, TimeoutKind::Write);
     }
     assert_eq!(stalled.elapsed(), WRITE_TIMEOUT);
-    assert!(matches!(client.closed_reason(), Some(Error::Timeout(TimeoutKind::Write))));
+    assert!(matches!(
+        client.closed_reason(),
+        Some(Error::Timeout(TimeoutKind::Write))
+    ));
     assert_eq!(client.stats().send_buffered, 0);
     drop(peer);
 }
@@ -232,12 +285,19 @@ async fn read_data(peer: &mut support::raw::RawPeer, bytes: usize) -> Vec<usize>
     let mut sizes = Vec::new();
     let mut got = 0;
     while got < bytes {
-        match support::guard("DATA", peer.recv()).await.expect("session ended") {
-            Frame::Data { stream: 1, payload, .. } => {
+        match support::guard("DATA", peer.recv())
+            .await
+            .expect("session ended")
+        {
+            Frame::Data {
+                stream: 1, payload, ..
+            } => {
                 got += payload.len();
                 sizes.push(payload.len());
             }
-            Frame::Ping { ack: false, opaque } => peer.send(Frame::Ping { ack: true, opaque }).await,
+            Frame::Ping { ack: false, opaque } => {
+                peer.send(Frame::Ping { ack: true, opaque }).await
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -249,7 +309,9 @@ fn data_sizes(frames: &[Frame]) -> Vec<usize> {
     frames
         .iter()
         .filter_map(|f| match f {
-            Frame::Data { stream: 1, payload, .. } => Some(payload.len()),
+            Frame::Data {
+                stream: 1, payload, ..
+            } => Some(payload.len()),
             Frame::Ping { .. } => None,
             other => panic!("unexpected {other:?}"),
         })
@@ -283,7 +345,10 @@ async fn dribble(window: u32, session_window: u32, dribbled: u32) {
         }
     });
     let initial = window.min(session_window) as usize;
-    assert_eq!(read_data(&mut peer, initial).await.iter().sum::<usize>(), initial);
+    assert_eq!(
+        read_data(&mut peer, initial).await.iter().sum::<usize>(),
+        initial
+    );
     peer.send(data_frame(1, Flags::ACK, Bytes::new())).await;
     if dribbled == 0 {
         peer.send(Frame::WindowUpdate {
@@ -299,14 +364,21 @@ async fn dribble(window: u32, session_window: u32, dribbled: u32) {
             increment: 1,
         };
         peer.try_send_all(&[grant, ping(i)]).await.unwrap();
-        let frames = recv_until(&mut peer, "PING reply", |f| matches!(f, Frame::Ping { ack: true, .. })).await;
+        let frames = recv_until(&mut peer, "PING reply", |f| {
+            matches!(f, Frame::Ping { ack: true, .. })
+        })
+        .await;
         sizes.extend(data_sizes(&frames[..frames.len() - 1]));
     }
     sizes.extend(data_sizes(&sync(&mut peer, 0).await));
     let bytes: usize = sizes.iter().sum();
     eprintln!(
         "row 14 (dribbling {}): {GRANTS} one-byte grants -> {} DATA frames, {bytes} bytes",
-        if dribbled == 0 { "the session window" } else { "the stream window" },
+        if dribbled == 0 {
+            "the session window"
+        } else {
+            "the stream window"
+        },
         sizes.len()
     );
     assert_eq!(bytes, GRANTS as usize, "every granted byte is used");
@@ -334,8 +406,15 @@ async fn dribble(window: u32, session_window: u32, dribbled: u32) {
     .unwrap();
     let mut got = Vec::new();
     loop {
-        match support::guard("rest", peer.recv()).await.expect("session ended") {
-            Frame::Data { stream: 1, flags, payload } => {
+        match support::guard("rest", peer.recv())
+            .await
+            .expect("session ended")
+        {
+            Frame::Data {
+                stream: 1,
+                flags,
+                payload,
+            } => {
                 got.extend_from_slice(&payload);
                 if flags.contains(Flags::FIN) {
                     break;
@@ -386,23 +465,38 @@ async fn row16_frames_for_closed_streams_are_discarded() {
     s.reset(app_code);
     drop(s);
     let replies = recv_until(&mut peer, "RESET", |f| matches!(f, Frame::Reset { .. })).await;
-    assert!(matches!(replies[..], [Frame::Reset { stream: 1, code }] if code == app_code), "{replies:?}");
+    assert!(
+        matches!(replies[..], [Frame::Reset { stream: 1, code }] if code == app_code),
+        "{replies:?}"
+    );
 
     // Stream 3: closed cleanly both ways.
-    peer.send(data_frame(3, Flags::SYN.union(Flags::FIN), Bytes::from_static(b"q"))).await;
+    peer.send(data_frame(
+        3,
+        Flags::SYN.union(Flags::FIN),
+        Bytes::from_static(b"q"),
+    ))
+    .await;
     let mut s = server.accept().await.unwrap();
     let mut got = Vec::new();
     s.read_to_end(&mut got).await.unwrap();
     s.write_all(b"a").await.unwrap();
     s.shutdown().await.unwrap();
     drop(s);
-    recv_until(&mut peer, "FIN", |f| matches!(f, Frame::Data { stream: 3, flags, .. } if flags.contains(Flags::FIN)))
-        .await;
+    recv_until(
+        &mut peer,
+        "FIN",
+        |f| matches!(f, Frame::Data { stream: 3, flags, .. } if flags.contains(Flags::FIN)),
+    )
+    .await;
     sync(&mut peer, 2).await;
 
     let late = |stream: u32, with_data: bool| {
         let mut frames = vec![
-            Frame::WindowUpdate { stream, increment: 100 },
+            Frame::WindowUpdate {
+                stream,
+                increment: 100,
+            },
             Frame::StopSending {
                 stream,
                 code: ErrorCode::CANCEL,
@@ -413,8 +507,14 @@ async fn row16_frames_for_closed_streams_are_discarded() {
             },
         ];
         if with_data {
-            frames.insert(0, data_frame(stream, Flags::NONE, Bytes::from(vec![7u8; 1000])));
-            frames.insert(1, data_frame(stream, Flags::FIN, Bytes::from(vec![7u8; 10])));
+            frames.insert(
+                0,
+                data_frame(stream, Flags::NONE, Bytes::from(vec![7u8; 1000])),
+            );
+            frames.insert(
+                1,
+                data_frame(stream, Flags::FIN, Bytes::from(vec![7u8; 10])),
+            );
         }
         frames
     };
@@ -425,7 +525,11 @@ async fn row16_frames_for_closed_streams_are_discarded() {
     let replies = sync(&mut peer, 3).await;
     assert!(replies.is_empty(), "late frames get no reply: {replies:?}");
     let after = server.stats();
-    assert_eq!(after.frames_sent, before.frames_sent + 1, "only the PING reply");
+    assert_eq!(
+        after.frames_sent,
+        before.frames_sent + 1,
+        "only the PING reply"
+    );
     assert_eq!((after.tracked_streams, after.recv_buffered), (0, 0));
     assert_eq!(after.bytes_received, before.bytes_received + 1010);
     assert!(server.closed_reason().is_none());
@@ -446,7 +550,13 @@ async fn row16_frames_for_closed_streams_are_discarded() {
     let mut max_remembered = 0;
     for batch in 0..STREAMS / 100 {
         let syns: Vec<Frame> = (0..100)
-            .map(|k| data_frame(id + 2 * k, Flags::SYN.union(Flags::FIN), Bytes::from_static(b"z")))
+            .map(|k| {
+                data_frame(
+                    id + 2 * k,
+                    Flags::SYN.union(Flags::FIN),
+                    Bytes::from_static(b"z"),
+                )
+            })
             .collect();
         id += 200;
         peer.try_send_all(&syns).await.unwrap();
@@ -455,7 +565,9 @@ async fn row16_frames_for_closed_streams_are_discarded() {
             match peer.recv().await.expect("session ended") {
                 Frame::Data { flags, .. } if flags.contains(Flags::FIN) => fins += 1,
                 Frame::Data { .. } => {}
-                Frame::Ping { ack: false, opaque } => peer.send(Frame::Ping { ack: true, opaque }).await,
+                Frame::Ping { ack: false, opaque } => {
+                    peer.send(Frame::Ping { ack: true, opaque }).await
+                }
                 other => panic!("unexpected {other:?} in batch {batch}"),
             }
         }
@@ -465,7 +577,10 @@ async fn row16_frames_for_closed_streams_are_discarded() {
     sync(&mut peer, 4).await;
     let stats = server.stats();
     assert_eq!(stats.remembered_closed, MEMORY as usize);
-    assert!(max_remembered <= MEMORY as usize, "{max_remembered} ids remembered");
+    assert!(
+        max_remembered <= MEMORY as usize,
+        "{max_remembered} ids remembered"
+    );
     assert_eq!(stats.tracked_streams, 0);
 
     // Ids 1 and 3 are long forgotten; the newest is remembered. Late frames: no reply.
@@ -506,8 +621,15 @@ async fn row17_linger_timeout_frees_a_stream_the_peer_never_finishes() {
     let mut fin = false;
     let mut stopped = false;
     loop {
-        match support::guard("RESET(TIMEOUT)", peer.recv()).await.expect("session ended") {
-            Frame::Data { stream: 1, flags, payload } => {
+        match support::guard("RESET(TIMEOUT)", peer.recv())
+            .await
+            .expect("session ended")
+        {
+            Frame::Data {
+                stream: 1,
+                flags,
+                payload,
+            } => {
                 reply.extend_from_slice(&payload);
                 fin |= flags.contains(Flags::FIN);
             }
@@ -524,11 +646,17 @@ async fn row17_linger_timeout_frees_a_stream_the_peer_never_finishes() {
         }
     }
     assert_eq!(reply, b"bye");
-    assert!(fin && stopped, "FIN and STOP_SENDING(CANCEL) precede the timeout");
+    assert!(
+        fin && stopped,
+        "FIN and STOP_SENDING(CANCEL) precede the timeout"
+    );
     assert_eq!(dropped.elapsed(), LINGER);
     let stats = server.stats();
     assert_eq!((stats.tracked_streams, stats.open_streams), (0, 0));
-    assert_eq!(stats.local_resets, 1, "linger timeouts count as locally generated resets (spec §11 L16)");
+    assert_eq!(
+        stats.local_resets, 1,
+        "linger timeouts count as locally generated resets (spec §11 L16)"
+    );
     assert!(server.closed_reason().is_none());
 }
 
@@ -565,7 +693,11 @@ async fn row21_a_stalled_stream_does_not_stall_the_others() {
     let (client, server) = support::duplex_pair(1 << 20, Config::default(), Config::default());
 
     let stalled_progress = Arc::new(AtomicU64::new(0));
-    let stalled_writer = spawn_writer(client.open().await.unwrap(), 16 << 20, stalled_progress.clone());
+    let stalled_writer = spawn_writer(
+        client.open().await.unwrap(),
+        16 << 20,
+        stalled_progress.clone(),
+    );
     let stalled = server.accept().await.unwrap(); // accepted, never read
     assert_eq!(stalled.id(), 1);
 
@@ -594,7 +726,11 @@ async fn row21_a_stalled_stream_does_not_stall_the_others() {
         while k < n {
             let at = (off + k) % pattern.len();
             let m = (n - k).min(pattern.len() - at);
-            assert!(buf[k..k + m] == pattern[at..at + m], "corrupt at offset {}", off + k);
+            assert!(
+                buf[k..k + m] == pattern[at..at + m],
+                "corrupt at offset {}",
+                off + k
+            );
             k += m;
         }
         off += n;
@@ -602,10 +738,16 @@ async fn row21_a_stalled_stream_does_not_stall_the_others() {
     assert_eq!(off, BULK);
     writer.await.unwrap().unwrap();
 
-    assert!(!stalled_writer.is_finished(), "the stalled stream's writer is still blocked");
+    assert!(
+        !stalled_writer.is_finished(),
+        "the stalled stream's writer is still blocked"
+    );
     let stats = server.stats();
     let window = Config::default().initial_stream_window as usize;
-    assert_eq!(stats.recv_buffered, window, "the stalled stream holds one window");
+    assert_eq!(
+        stats.recv_buffered, window,
+        "the stalled stream holds one window"
+    );
     assert!(stalled_progress.load(SeqCst) < 4 << 20);
     assert!(client.closed_reason().is_none() && server.closed_reason().is_none());
     drop(stalled);

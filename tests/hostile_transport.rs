@@ -2,9 +2,9 @@
 //! silent and dripping peers, writes that return Ok(0) and reads that fail mid-frame, both
 //! ends writing past the transport's buffers, GOAWAY racing opens, and arbitrary bytes.
 
-mod support;
 #[path = "support/hostile.rs"]
 mod hostile;
+mod support;
 
 use std::{
     collections::BTreeSet,
@@ -63,7 +63,10 @@ async fn row12_silent_peer_is_closed_by_keepalive() {
     let (goaway, _) = support::guard("GOAWAY", until_goaway(&mut peer)).await;
     assert_goaway(&goaway, ErrorCode::TIMEOUT);
     assert_eq!(started.elapsed(), INTERVAL + TIMEOUT);
-    assert!(matches!(server.closed_reason(), Some(Error::Timeout(TimeoutKind::Keepalive))));
+    assert!(matches!(
+        server.closed_reason(),
+        Some(Error::Timeout(TimeoutKind::Keepalive))
+    ));
     assert!(peer.recv().await.is_none(), "transport closed");
 }
 
@@ -76,7 +79,10 @@ async fn guard_long<F: std::future::Future>(what: &str, fut: F) -> F::Output {
 }
 
 /// Drips `bytes` into `wr` one byte a minute (of the paused clock) until the pipe closes.
-fn spawn_drip(mut wr: tokio::io::WriteHalf<DuplexStream>, bytes: Vec<u8>) -> tokio::task::JoinHandle<usize> {
+fn spawn_drip(
+    mut wr: tokio::io::WriteHalf<DuplexStream>,
+    bytes: Vec<u8>,
+) -> tokio::task::JoinHandle<usize> {
     tokio::spawn(async move {
         let mut sent = 0;
         for b in bytes {
@@ -116,7 +122,10 @@ async fn row12_dripped_frame_is_closed_by_keepalive() {
     let drip = spawn_drip(wr, body.to_vec());
     let mut pinged = None;
     let goaway = loop {
-        match guard_long("GOAWAY", reader.recv()).await.expect("EOF before GOAWAY") {
+        match guard_long("GOAWAY", reader.recv())
+            .await
+            .expect("EOF before GOAWAY")
+        {
             Frame::Ping { ack: false, .. } => pinged = Some(started.elapsed()),
             f @ Frame::GoAway { .. } => break f,
             other => panic!("unexpected {other:?}"),
@@ -125,12 +134,22 @@ async fn row12_dripped_frame_is_closed_by_keepalive() {
     assert_goaway(&goaway, ErrorCode::TIMEOUT);
     assert_eq!(pinged, Some(INTERVAL));
     assert_eq!(started.elapsed(), INTERVAL + TIMEOUT);
-    assert!(matches!(server.closed_reason(), Some(Error::Timeout(TimeoutKind::Keepalive))));
+    assert!(matches!(
+        server.closed_reason(),
+        Some(Error::Timeout(TimeoutKind::Keepalive))
+    ));
     let dripped = support::guard("drip ends", drip).await.unwrap();
-    eprintln!("row 12: {dripped} of {} frame bytes dripped before the session closed", body.len());
+    eprintln!(
+        "row 12: {dripped} of {} frame bytes dripped before the session closed",
+        body.len()
+    );
     assert!(dripped < body.len());
     let stats = server.stats();
-    assert_eq!((stats.tracked_streams, stats.recv_buffered), (0, 0), "the dripped frame never counted");
+    assert_eq!(
+        (stats.tracked_streams, stats.recv_buffered),
+        (0, 0),
+        "the dripped frame never counted"
+    );
 }
 
 /// row 12: the preface dripped one byte a minute (spec §2, §10 V4): the session gives up after
@@ -157,15 +176,23 @@ async fn row12_dripped_preface_times_out() {
     }
     let _ = reader.buf.split_to(PREFACE_LEN);
     match guard_long("GOAWAY", reader.recv()).await {
-        Some(Frame::GoAway { last_stream, code, .. }) => {
+        Some(Frame::GoAway {
+            last_stream, code, ..
+        }) => {
             assert_eq!((last_stream, code), (0, ErrorCode::TIMEOUT));
         }
         other => panic!("expected GOAWAY(0, TIMEOUT), got {other:?}"),
     }
     assert_eq!(started.elapsed(), TIMEOUT);
-    assert!(matches!(server.closed_reason(), Some(Error::Timeout(TimeoutKind::Keepalive))));
+    assert!(matches!(
+        server.closed_reason(),
+        Some(Error::Timeout(TimeoutKind::Keepalive))
+    ));
     let dripped = support::guard("drip ends", drip).await.unwrap();
-    assert_eq!(dripped, 6, "one byte at the start, then one a minute for five minutes");
+    assert_eq!(
+        dripped, 6,
+        "one byte at the start, then one a minute for five minutes"
+    );
 }
 
 // ----- row 20: broken transports -----
@@ -216,7 +243,11 @@ impl FlakyState {
 }
 
 impl AsyncRead for Flaky {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.state.polls.fetch_add(1, SeqCst);
         this.state.reader.register(cx.waker());
@@ -225,13 +256,19 @@ impl AsyncRead for Flaky {
         }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        this.state.read_bytes.fetch_add(buf.filled().len() - before, SeqCst);
+        this.state
+            .read_bytes
+            .fetch_add(buf.filled().len() - before, SeqCst);
         res
     }
 }
 
 impl AsyncWrite for Flaky {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.state.polls.fetch_add(1, SeqCst);
         this.state.writer.register(cx.waker());
@@ -265,7 +302,8 @@ async fn flaky_setup() -> (
 ) {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let (io, state) = Flaky::new(a);
-    let (server, driver) = Session::with_driver(io, quiet(Config::default()), Role::Server).unwrap();
+    let (server, driver) =
+        Session::with_driver(io, quiet(Config::default()), Role::Server).unwrap();
     let driver = tokio::spawn(driver);
     let mut peer = RawPeer::new(b);
     peer.handshake().await;
@@ -304,19 +342,33 @@ async fn row20_write_returning_zero_ends_the_session() {
         s.write_all(b"reply").await.unwrap();
         s
     };
-    support::guard("driver completes", driver).await.expect("driver must not panic");
+    support::guard("driver completes", driver)
+        .await
+        .expect("driver must not panic");
     let polls = state.polls.load(SeqCst) - polls_before;
     eprintln!("row 20 (write Ok(0)): {polls} transport polls from the fault to the end");
     assert!(polls <= 20, "{polls} transport polls: busy loop?");
 
     let err = server.closed_reason().expect("session ended");
     assert_io_kind(&err, io::ErrorKind::WriteZero);
-    let read_err = support::guard("pending read", pending_read).await.unwrap().unwrap_err();
+    let read_err = support::guard("pending read", pending_read)
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(read_err.kind(), io::ErrorKind::WriteZero, "{read_err}");
-    assert_eq!(s2.write_all(b"more").await.unwrap_err().kind(), io::ErrorKind::WriteZero);
-    assert_io_kind(&server.accept().await.unwrap_err(), io::ErrorKind::WriteZero);
+    assert_eq!(
+        s2.write_all(b"more").await.unwrap_err().kind(),
+        io::ErrorKind::WriteZero
+    );
+    assert_io_kind(
+        &server.accept().await.unwrap_err(),
+        io::ErrorKind::WriteZero,
+    );
     assert_io_kind(&server.open().await.unwrap_err(), io::ErrorKind::WriteZero);
-    assert!(peer.expect_goaway().await.is_none(), "nothing more is written; the pipe closes");
+    assert!(
+        peer.expect_goaway().await.is_none(),
+        "nothing more is written; the pipe closes"
+    );
 }
 
 /// row 20: a transport whose read fails in the middle of a frame: the session ends with
@@ -330,24 +382,42 @@ async fn row20_read_error_mid_frame_ends_the_session() {
     partial.put_slice(&[9u8; 10]);
     peer.send_raw(&partial).await;
     let sent = PREFACE_LEN + 12 + 5 + partial.len();
-    support::until("the session read the partial frame", || state.read_bytes.load(SeqCst) == sent).await;
+    support::until("the session read the partial frame", || {
+        state.read_bytes.load(SeqCst) == sent
+    })
+    .await;
     hostile::settle("transport idle", || state.polls.load(SeqCst)).await;
     assert!(!pending_read.is_finished() && server.closed_reason().is_none());
     let polls_before = state.polls.load(SeqCst);
 
     state.set_read_error(io::ErrorKind::ConnectionAborted);
-    support::guard("driver completes", driver).await.expect("driver must not panic");
+    support::guard("driver completes", driver)
+        .await
+        .expect("driver must not panic");
     let polls = state.polls.load(SeqCst) - polls_before;
     eprintln!("row 20 (read error): {polls} transport polls from the fault to the end");
     assert!(polls <= 20, "{polls} transport polls: busy loop?");
 
     let err = server.closed_reason().expect("session ended");
     assert_io_kind(&err, io::ErrorKind::ConnectionAborted);
-    let read_err = support::guard("pending read", pending_read).await.unwrap().unwrap_err();
-    assert_eq!(read_err.kind(), io::ErrorKind::ConnectionAborted, "{read_err}");
-    assert_io_kind(&server.accept().await.unwrap_err(), io::ErrorKind::ConnectionAborted);
+    let read_err = support::guard("pending read", pending_read)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        read_err.kind(),
+        io::ErrorKind::ConnectionAborted,
+        "{read_err}"
+    );
+    assert_io_kind(
+        &server.accept().await.unwrap_err(),
+        io::ErrorKind::ConnectionAborted,
+    );
     while let Some(f) = peer.recv().await {
-        assert!(!matches!(f, Frame::GoAway { .. }), "no GOAWAY after a transport error (§8.3)");
+        assert!(
+            !matches!(f, Frame::GoAway { .. }),
+            "no GOAWAY after a transport error (§8.3)"
+        );
     }
 }
 
@@ -385,13 +455,21 @@ async fn row22_both_ends_write_before_reading() {
     }
     let mut done = Vec::new();
     for w in writers {
-        done.push(support::guard("writers finish without any reader", w).await.unwrap());
+        done.push(
+            support::guard("writers finish without any reader", w)
+                .await
+                .unwrap(),
+        );
     }
     // Now read everything, each stream from the other end's writer.
     for (end, mut stream) in done {
         let mut got = Vec::new();
         stream.read_to_end(&mut got).await.unwrap();
-        assert!(got == support::data(stream.id() as u64 * 2 + (1 - end), LEN), "stream {}", stream.id());
+        assert!(
+            got == support::data(stream.id() as u64 * 2 + (1 - end), LEN),
+            "stream {}",
+            stream.id()
+        );
     }
     assert!(client.closed_reason().is_none() && server.closed_reason().is_none());
 }
@@ -400,7 +478,10 @@ async fn row22_both_ends_write_before_reading() {
 
 /// Opens a stream that sends `LEN` bytes, finishes, and expects them echoed: `Ok(id)` when
 /// they came back intact, else the error.
-fn spawn_echo_client(mut s: braid::Stream, len: usize) -> tokio::task::JoinHandle<Result<u32, (u32, io::Error)>> {
+fn spawn_echo_client(
+    mut s: braid::Stream,
+    len: usize,
+) -> tokio::task::JoinHandle<Result<u32, (u32, io::Error)>> {
     tokio::spawn(async move {
         let id = s.id();
         let payload = support::data(id as u64, len);
@@ -461,7 +542,10 @@ async fn row23_goaway_racing_opens() {
                     (s.id(), buf.len())
                 }));
             };
-            assert!(matches!(err, Error::GoingAway { by: Side::Local }), "{err:?}");
+            assert!(
+                matches!(err, Error::GoingAway { by: Side::Local }),
+                "{err:?}"
+            );
             let mut echoed = BTreeSet::new();
             for e in echoes {
                 let (id, len) = e.await.unwrap();
@@ -477,7 +561,10 @@ async fn row23_goaway_racing_opens() {
     for _ in 0..BEFORE_GOAWAY {
         streams.push(spawn_echo_client(client.open().await.unwrap(), LEN));
     }
-    support::until("40 streams accepted", || accepted_count.load(SeqCst) == BEFORE_GOAWAY).await;
+    support::until("40 streams accepted", || {
+        accepted_count.load(SeqCst) == BEFORE_GOAWAY
+    })
+    .await;
     server.goaway();
     // No yield: the client can't have seen the GOAWAY yet, so these opens succeed locally.
     for _ in 0..RACING {
@@ -526,7 +613,10 @@ async fn row23_goaway_racing_opens() {
     assert_eq!(completed, accepted, "exactly the accepted streams complete");
     assert_eq!(completed.len(), BEFORE_GOAWAY);
     assert!(refused >= RACING, "the racing opens are refused: {refused}");
-    assert!(going_away > 0, "opens after the GOAWAY arrived fail with GoingAway");
+    assert!(
+        going_away > 0,
+        "opens after the GOAWAY arrived fail with GoingAway"
+    );
     assert_eq!(completed.len() + refused + going_away + after_close, OPENS);
     assert!(server.stats().local_resets <= refused as u32);
 }
@@ -536,16 +626,25 @@ async fn row23_goaway_racing_opens() {
 /// Bytes that look like a frame header (reserved bits zero, small ids and lengths) followed by
 /// a payload, so the fuzzing gets past the header checks into the stream logic.
 fn plausible_frame() -> impl Strategy<Value = Vec<u8>> {
-    (0u8..7, 0u8..8, 0u32..8, prop::collection::vec(any::<u8>(), 0..24), any::<bool>()).prop_map(
-        |(kind, flags, stream, payload, honest_len)| {
-            let len = if honest_len { payload.len() as u32 } else { payload.len() as u32 + 4 };
+    (
+        0u8..7,
+        0u8..8,
+        0u32..8,
+        prop::collection::vec(any::<u8>(), 0..24),
+        any::<bool>(),
+    )
+        .prop_map(|(kind, flags, stream, payload, honest_len)| {
+            let len = if honest_len {
+                payload.len() as u32
+            } else {
+                payload.len() as u32 + 4
+            };
             let mut out = vec![kind, flags, 0, 0];
             out.extend_from_slice(&stream.to_be_bytes());
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&payload);
             out
-        },
-    )
+        })
 }
 
 fn chunks() -> impl Strategy<Value = Vec<Vec<u8>>> {
@@ -612,16 +711,32 @@ fn feed(preface: bool, chunks: Vec<Vec<u8>>) {
         }
         if let Some(err) = server.closed_reason() {
             assert!(
-                matches!(err, Error::Protocol { .. } | Error::Io(_) | Error::SessionClosed { .. } | Error::Timeout(_)),
+                matches!(
+                    err,
+                    Error::Protocol { .. }
+                        | Error::Io(_)
+                        | Error::SessionClosed { .. }
+                        | Error::Timeout(_)
+                ),
                 "{err:?}"
             );
         } else {
-            assert!(!driver.is_finished(), "the driver ended but the session did not");
+            assert!(
+                !driver.is_finished(),
+                "the driver ended but the session did not"
+            );
         }
         drop(wr);
-        support::guard("driver ends after EOF", driver).await.expect("driver panicked");
-        assert!(server.closed_reason().is_some(), "the session ended after the transport closed");
-        support::guard("application ends", app).await.expect("application panicked");
+        support::guard("driver ends after EOF", driver)
+            .await
+            .expect("driver panicked");
+        assert!(
+            server.closed_reason().is_some(),
+            "the session ended after the transport closed"
+        );
+        support::guard("application ends", app)
+            .await
+            .expect("application panicked");
         support::guard("drain", drain).await.unwrap();
     });
 }

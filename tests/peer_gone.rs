@@ -351,7 +351,8 @@ async fn eof_during_the_preface() {
 #[tokio::test]
 async fn dropping_the_driver_fails_pending_operations() {
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let (client, driver) = braid::Session::with_driver(a, braid::Config::default(), braid::Role::Client).unwrap();
+    let (client, driver) =
+        braid::Session::with_driver(a, braid::Config::default(), braid::Role::Client).unwrap();
     let _server = braid::Session::server(b, braid::Config::default()).unwrap();
     let task = tokio::spawn(driver);
     let accept = tokio::spawn({

@@ -335,7 +335,9 @@ async fn reads_after_stop_fail_with_the_stop_code_even_after_the_peers_fin() {
         }
     })
     .await;
-    assert!(matches!(support::braid_err(&err), Some(braid::Error::StreamStopped { code }) if *code == ErrorCode(0x77)));
+    assert!(
+        matches!(support::braid_err(&err), Some(braid::Error::StreamStopped { code }) if *code == ErrorCode(0x77))
+    );
     // Once our FIN is out and the peer's FIN is in, the stream is closed on the wire.
     a_tx.finish().unwrap();
     support::until("both FINs exchanged", || client.stats().open_streams == 0).await;

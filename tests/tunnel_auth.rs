@@ -61,7 +61,11 @@ async fn wrong_token_is_rejected_and_nothing_is_forwarded() {
         "no bytes may come back: {got:?}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(target.accepted.load(Ordering::SeqCst), 0, "the target saw a connection");
+    assert_eq!(
+        target.accepted.load(Ordering::SeqCst),
+        0,
+        "the target saw a connection"
+    );
     assert_eq!(server.counters.sessions.load(Ordering::SeqCst), 0);
     assert_eq!(server.counters.opened.load(Ordering::SeqCst), 0);
 }
@@ -78,7 +82,10 @@ async fn pipelined_forward(session: &Session, target: SocketAddr) -> Option<brai
     let mut stream = session.open().await.ok()?;
     let request = OpenRequest::connect(target.to_string()).encode().unwrap();
     stream.write_all(&request).await.ok()?;
-    stream.write_all(b"payload that must never arrive").await.ok()?;
+    stream
+        .write_all(b"payload that must never arrive")
+        .await
+        .ok()?;
     Some(stream)
 }
 
@@ -108,7 +115,10 @@ async fn pipelined_streams_behind_a_wrong_token_never_reach_the_target() {
         let answer = timeout(Duration::from_secs(5), stream.read_u8())
             .await
             .expect("forwarding stream left hanging");
-        assert!(answer.is_err(), "a forwarding stream was answered: {answer:?}");
+        assert!(
+            answer.is_err(),
+            "a forwarding stream was answered: {answer:?}"
+        );
     }
     // The server closed the whole session.
     timeout(Duration::from_secs(5), async {
@@ -119,7 +129,11 @@ async fn pipelined_streams_behind_a_wrong_token_never_reach_the_target() {
     .await
     .expect("the server kept the session open");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(target.accepted.load(Ordering::SeqCst), 0, "the target saw a connection");
+    assert_eq!(
+        target.accepted.load(Ordering::SeqCst),
+        0,
+        "the target saw a connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +161,11 @@ async fn skipping_authentication_is_rejected() {
     })
     .await
     .expect("the server kept an unauthenticated session open");
-    assert_eq!(target.accepted.load(Ordering::SeqCst), 0, "the target saw a connection");
+    assert_eq!(
+        target.accepted.load(Ordering::SeqCst),
+        0,
+        "the target saw a connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,7 +237,9 @@ async fn wire_messages_round_trip() {
     assert_eq!(&encoded[..5], b"BRTN\x01");
     let decoded = wire::read_auth(&mut &encoded[..]).await.unwrap();
     assert_eq!(decoded, token);
-    assert!(wire::read_auth(&mut &b"HTTP/1.1 200 OK\r\n"[..]).await.is_err());
+    assert!(wire::read_auth(&mut &b"HTTP/1.1 200 OK\r\n"[..])
+        .await
+        .is_err());
 
     for request in [
         OpenRequest::connect("example.com:443"),
@@ -231,8 +251,15 @@ async fn wire_messages_round_trip() {
         assert!(rest.is_empty(), "read past the request");
     }
     assert!(OpenRequest::connect("").encode().is_err());
-    assert!(OpenRequest::read(&mut &[9u8, 0, 1, b'x'][..]).await.is_err());
-    for status in [Status::Ok, Status::BadToken, Status::NotAllowed, Status::TimedOut] {
+    assert!(OpenRequest::read(&mut &[9u8, 0, 1, b'x'][..])
+        .await
+        .is_err());
+    for status in [
+        Status::Ok,
+        Status::BadToken,
+        Status::NotAllowed,
+        Status::TimedOut,
+    ] {
         assert_eq!(Status::from_byte(status.to_byte()), status);
     }
 }

@@ -61,7 +61,14 @@ async fn curl_fetches_byte_identical_bodies() {
     for len in SIZES {
         let url = format!("http://{}/bytes/{len}", client.local[0]);
         let mut child = tokio::process::Command::new(curl)
-            .args(["--silent", "--show-error", "--fail", "--max-time", "120", &url])
+            .args([
+                "--silent",
+                "--show-error",
+                "--fail",
+                "--max-time",
+                "120",
+                &url,
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -75,7 +82,10 @@ async fn curl_fetches_byte_identical_bodies() {
             }
             verifier.check(&buf[..n]).unwrap();
         }
-        assert!(child.wait().await.unwrap().success(), "curl failed for {len} B");
+        assert!(
+            child.wait().await.unwrap().success(),
+            "curl failed for {len} B"
+        );
         assert_eq!(verifier.checked(), len, "curl body length");
     }
 }

@@ -90,13 +90,20 @@ async fn killed_tunnel_resets_in_flight_connections_and_reconnects() {
             .await
             .unwrap_or_else(|_| panic!("connection {i} still open 5 s after the tunnel died"));
         let err = read.expect_err("an in-flight connection ended cleanly after the tunnel died");
-        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "connection {i}: {err}");
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionReset,
+            "connection {i}: {err}"
+        );
     }
     let result = timeout(Duration::from_secs(5), download)
         .await
         .expect("download still running 5 s after the tunnel died")
         .unwrap();
-    assert!(result.is_err(), "the cut download must fail, not end cleanly");
+    assert!(
+        result.is_err(),
+        "the cut download must fail, not end cleanly"
+    );
     assert!(
         killed.elapsed() < Duration::from_secs(5),
         "errors took {:?}",
@@ -117,19 +124,11 @@ async fn killed_tunnel_resets_in_flight_connections_and_reconnects() {
     http.close().await.unwrap();
 }
 
-/// A free loopback port (bound and released; the race with other binders is acceptable).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_waits_for_the_tunnel_while_the_server_is_down() {
     testkit::init_logs();
     let echo = EchoServer::start().await.unwrap();
-    let server_addr = free_addr();
+    let server_addr = testkit::free_addr();
     let client = start_client(server_addr, &[echo.addr], |o| {
         o.wait_for_tunnel = Duration::from_secs(15);
     })
@@ -160,7 +159,7 @@ async fn start_server_at(addr: SocketAddr) -> tokio::task::JoinHandle<std::io::R
 async fn connection_is_reset_when_the_tunnel_stays_down() {
     testkit::init_logs();
     let echo = EchoServer::start().await.unwrap();
-    let client = start_client(free_addr(), &[echo.addr], |o| {
+    let client = start_client(testkit::free_addr(), &[echo.addr], |o| {
         o.wait_for_tunnel = Duration::from_millis(300);
     })
     .await;

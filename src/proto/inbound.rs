@@ -339,7 +339,10 @@ impl Core {
             return;
         };
         if local && !stream.acked {
-            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE before the stream's ACK");
+            return self.protocol_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "WINDOW_UPDATE before the stream's ACK",
+            );
         }
         if stream.send_credit.grant(increment).is_err() {
             return self
@@ -463,7 +466,10 @@ impl Core {
             return;
         };
         if local && !stream.acked {
-            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "STOP_SENDING before the stream's ACK");
+            return self.protocol_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "STOP_SENDING before the stream's ACK",
+            );
         }
         if !matches!(stream.send, SendState::Open | SendState::Finishing) {
             return;

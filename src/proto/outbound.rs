@@ -190,10 +190,7 @@ impl Core {
             // stream credit in `wants_send` (hostile row 14: a peer granting WINDOW_UPDATE(0, 1)
             // must not get a 1-byte frame per grant).
             let worth = (buffered as u32).min(self.min_chunk).max(1);
-            if buffered > 0
-                && session_credit < worth
-                && !stream.syn_pending
-                && !stream.ack_pending
+            if buffered > 0 && session_credit < worth && !stream.syn_pending && !stream.ack_pending
             {
                 // Only session credit is missing: keep its place and wait for WINDOW_UPDATE(0).
                 stream.in_send_queue = true;

@@ -321,7 +321,9 @@ impl<T> Drop for Driver<T> {
         }
         let wakers = {
             let mut inner = self.shared.inner.lock();
-            inner.core.transport_failed(std::io::Error::other("session driver was dropped"));
+            inner
+                .core
+                .transport_failed(std::io::Error::other("session driver was dropped"));
             inner.core.take_wakers()
         };
         for w in wakers {

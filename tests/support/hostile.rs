@@ -89,12 +89,25 @@ pub async fn sync(peer: &mut RawPeer, opaque: u64) -> Vec<Frame> {
     let mut before = Vec::new();
     loop {
         match peer.recv().await.expect("session closed during sync") {
-            Frame::Ping { ack: true, opaque: o } if o == opaque => return before,
-            Frame::Ping { ack: false, opaque: o } => {
-                peer.send(Frame::Ping { ack: true, opaque: o }).await;
+            Frame::Ping {
+                ack: true,
+                opaque: o,
+            } if o == opaque => return before,
+            Frame::Ping {
+                ack: false,
+                opaque: o,
+            } => {
+                peer.send(Frame::Ping {
+                    ack: true,
+                    opaque: o,
+                })
+                .await;
             }
             Frame::GoAway { code, debug, .. } => {
-                panic!("session sent GOAWAY({code}, {:?}) during sync", String::from_utf8_lossy(&debug))
+                panic!(
+                    "session sent GOAWAY({code}, {:?}) during sync",
+                    String::from_utf8_lossy(&debug)
+                )
             }
             other => before.push(other),
         }
@@ -103,13 +116,19 @@ pub async fn sync(peer: &mut RawPeer, opaque: u64) -> Vec<Frame> {
 
 /// Reads frames until one matches `pred`; returns them all (the match last), answering the
 /// session's PINGs on the way.
-pub async fn recv_until(peer: &mut RawPeer, what: &str, mut pred: impl FnMut(&Frame) -> bool) -> Vec<Frame> {
+pub async fn recv_until(
+    peer: &mut RawPeer,
+    what: &str,
+    mut pred: impl FnMut(&Frame) -> bool,
+) -> Vec<Frame> {
     let mut frames = Vec::new();
     loop {
         let frame = crate::support::guard(what, peer.recv()).await;
         match frame {
             None => panic!("EOF while waiting for {what}; frames: {frames:?}"),
-            Some(Frame::Ping { ack: false, opaque }) => peer.send(Frame::Ping { ack: true, opaque }).await,
+            Some(Frame::Ping { ack: false, opaque }) => {
+                peer.send(Frame::Ping { ack: true, opaque }).await
+            }
             Some(f) => {
                 let done = pred(&f);
                 frames.push(f);
@@ -154,7 +173,10 @@ pub fn assert_protocol_error(session: &Session, code: ErrorCode) {
 /// Yields to the other tasks until `probe()` has returned the same value for 200 turns in a
 /// row (every task that could move it is idle or blocked), and returns that value. On a
 /// current-thread runtime this is deterministic; it never sleeps.
-pub async fn settle<T: PartialEq + Clone + std::fmt::Debug>(what: &str, mut probe: impl FnMut() -> T) -> T {
+pub async fn settle<T: PartialEq + Clone + std::fmt::Debug>(
+    what: &str,
+    mut probe: impl FnMut() -> T,
+) -> T {
     let mut last = probe();
     let mut stable = 0;
     for _ in 0..5_000_000 {
@@ -184,7 +206,11 @@ impl RawReader {
     /// The next frame, or `None` at EOF.
     pub async fn recv(&mut self) -> Option<Frame> {
         loop {
-            if let Some(f) = self.decoder.decode(&mut self.buf).expect("session sent a valid frame") {
+            if let Some(f) = self
+                .decoder
+                .decode(&mut self.buf)
+                .expect("session sent a valid frame")
+            {
                 return Some(f);
             }
             self.buf.reserve(64 * 1024);
@@ -198,9 +224,18 @@ impl RawReader {
 
 /// Splits a raw peer (after its handshake) into a frame reader and the write half.
 pub fn split(peer: RawPeer) -> (RawReader, WriteHalf<DuplexStream>) {
-    let RawPeer { io, buf, decoder, .. } = peer;
+    let RawPeer {
+        io, buf, decoder, ..
+    } = peer;
     let (rd, wr) = tokio::io::split(io);
-    (RawReader { io: rd, buf, decoder }, wr)
+    (
+        RawReader {
+            io: rd,
+            buf,
+            decoder,
+        },
+        wr,
+    )
 }
 
 /// Writes `count` frames made by `make(i)` (i in `0..count`) in batches of `batch`, counting
