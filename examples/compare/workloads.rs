@@ -821,6 +821,12 @@ async fn open_close(
 }
 
 async fn idle_streams(opener: Arc<dyn Opener>, count: usize, cpu: CpuMeter) -> io::Result<Sample> {
+    // tcp-nconn holds two descriptors per stream (both ends in this process): stay under the
+    // open-files limit, for every implementation alike (the figure is per stream).
+    let count = match sys::open_files_limit() {
+        Some(limit) if 2 * count + 256 > limit => (limit.saturating_sub(256)) / 2,
+        _ => count,
+    };
     let rss0 = sys::rss_bytes().ok_or_else(|| io::Error::other("no /proc/self/status"))?;
     let meter = Meter::start(cpu);
     let mut streams = Vec::with_capacity(count);
