@@ -95,9 +95,9 @@ impl Session {
     }
 
     /// Opens a stream. Waits while the peer's concurrency limit or accept backlog is reached
-    /// (spec §6.1); fails once the session is closed or going away. No bytes are sent until
-    /// the first write or [`Stream::shutdown`](tokio::io::AsyncWriteExt::shutdown): the SYN
-    /// travels with the first data.
+    /// (spec §6.1); fails once the session is closed or going away. There is no round trip:
+    /// the SYN leaves when the driver next runs, carrying whatever was written by then, and
+    /// data may follow before the peer's ACK.
     pub async fn open(&self) -> Result<Stream, Error> {
         let id = poll_fn(|cx| self.shared.with(|core| core.poll_open(now(), cx.waker()))).await?;
         Ok(Stream::new(self.shared.clone(), id))
