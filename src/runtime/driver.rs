@@ -6,7 +6,6 @@
 
 use std::{
     future::Future,
-    io::IoSlice,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, Waker},
@@ -15,27 +14,23 @@ use std::{
 
 use bytes::BytesMut;
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, ReadHalf},
     time::Sleep,
 };
 use tokio_util::io::poll_read_buf;
 
-use super::{now, shared::Shared};
+use super::{now, shared::Shared, writer::Written};
 use crate::{
     config::Config,
     error::TimeoutKind,
     frame::{Decoder, HEADER_LEN, PREFACE_LEN},
-    proto::{Core, Transmit},
+    proto::Core,
 };
 
 /// Bytes read per transport read.
 const READ_CHUNK: usize = 128 * 1024;
-/// Bytes the core frames per batch before the driver writes them.
-const WRITE_BATCH: usize = 512 * 1024;
 /// Loop turns before the driver yields to the scheduler.
 const TURNS_PER_POLL: usize = 32;
-/// Vectored-write slices per call.
-const MAX_SLICES: usize = 64;
 
 /// The future that runs a session's IO. [`crate::Session::client`] and
 /// [`crate::Session::server`] spawn it; [`crate::Session::with_driver`] hands it to you to run
@@ -43,50 +38,39 @@ const MAX_SLICES: usize = 64;
 /// is closed.
 #[must_use = "the session does nothing unless its driver runs"]
 pub struct Driver<T> {
-    io: T,
+    /// The transport's read half; the write half lives in the shared [`super::writer::Writer`].
+    io: ReadHalf<T>,
     shared: Arc<Shared>,
     read_buf: BytesMut,
     decoder: Decoder,
     read_closed: bool,
-    tx: Transmit,
     timer: Pin<Box<Sleep>>,
-    /// Since when we have had bytes to write and the transport took none.
-    write_stalled_since: Option<Instant>,
     write_timeout: std::time::Duration,
     wakers: Vec<Waker>,
     done: bool,
-    /// Bytes written to the transport so far.
-    written: u64,
-    /// `written` once the last forced reply (PING reply, refusal) handed to `tx` is out.
-    forced_until: u64,
 }
 
 impl<T> std::fmt::Debug for Driver<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
             .field("read_buffered", &self.read_buf.len())
-            .field("write_queued", &self.tx.len())
             .field("done", &self.done)
             .finish()
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    pub(crate) fn new(io: T, shared: Arc<Shared>, config: &Config) -> Driver<T> {
+impl<T: AsyncRead + AsyncWrite> Driver<T> {
+    pub(crate) fn new(io: ReadHalf<T>, shared: Arc<Shared>, config: &Config) -> Driver<T> {
         Driver {
             io,
             shared,
             read_buf: BytesMut::new(),
             decoder: Decoder::new(config.max_frame_payload),
             read_closed: false,
-            tx: Transmit::default(),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
-            write_stalled_since: None,
             write_timeout: config.write_timeout,
             wakers: Vec::new(),
             done: false,
-            written: 0,
-            forced_until: 0,
         }
     }
 
@@ -166,56 +150,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
     }
 
-    /// Writes queued bytes until the transport blocks. Returns whether any were written.
-    fn poll_write_transport(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        let mut wrote = false;
-        while !self.tx.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let result = if self.io.is_write_vectored() {
-                let n = self.tx.io_slices(&mut slices);
-                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
-            } else {
-                let chunk = self.tx.first_chunk();
-                Pin::new(&mut self.io).poll_write(cx, chunk)
-            };
-            match result {
-                Poll::Pending => {
-                    self.write_stalled_since.get_or_insert(now);
-                    return wrote;
-                }
-                Poll::Ready(Ok(0)) => {
-                    self.write_failed(std::io::ErrorKind::WriteZero.into());
-                    return true;
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.tx.advance(n);
-                    self.written += n as u64;
-                    self.write_stalled_since = None;
-                    wrote = true;
-                }
-                Poll::Ready(Err(err)) => {
-                    self.write_failed(err);
-                    return true;
-                }
-            }
-        }
-        if wrote {
-            // Transports that buffer (TLS, BufWriter) need a flush; errors surface next write.
-            if let Poll::Ready(Err(err)) = Pin::new(&mut self.io).poll_flush(cx) {
-                self.write_failed(err);
-            }
-        }
-        wrote
-    }
-
-    fn write_failed(&mut self, err: std::io::Error) {
-        self.tx = Transmit::default();
-        self.write_stalled_since = None;
-        let mut inner = self.shared.inner.lock();
-        inner.core.transport_failed(err);
-        inner.core.drain_wakers(&mut self.wakers);
-    }
-
     fn wake_all(&mut self) {
         for w in self.wakers.drain(..) {
             w.wake();
@@ -247,6 +181,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
 
         let shared = self.shared.clone();
+        let mut writer = shared.writer.lock();
         let (deadline, finished) = {
             let mut inner = shared.inner.lock();
             let core = &mut inner.core;
@@ -257,43 +192,44 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 core.handle_timeout(now);
                 progress = true;
             }
-            // Single slot (spec §8.1, L20): while a forced reply handed over earlier is still
-            // unwritten, the core keeps the next one, and with it stops taking input.
-            let forced = core.pong.is_some() || core.forced_replies > 0;
-            let slot_busy = forced && self.written < self.forced_until;
-            if self.tx.len() < WRITE_BATCH && core.wants_transmit() && !slot_busy {
-                core.poll_transmit(now, &mut self.tx, WRITE_BATCH);
-                if forced {
-                    self.forced_until = self.written + self.tx.len() as u64;
-                }
-            }
+            writer.fill(core, now);
             core.drain_wakers(&mut self.wakers);
             let deadline = core.poll_timeout();
             inner.armed = deadline;
-            (deadline, inner.core.is_finished(self.tx.is_empty()))
+            (deadline, inner.core.is_finished(writer.tx.is_empty()))
         };
         self.wake_all();
 
         if finished {
-            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+            let _ = writer.poll_shutdown(cx);
+            writer.close();
             return Poll::Ready(true);
         }
 
-        progress |= self.poll_write_transport(cx, now);
-        self.wake_all();
+        match writer.write(cx, now) {
+            Ok(Written::Drained { wrote } | Written::Blocked { wrote }) => progress |= wrote,
+            Err(err) => {
+                let mut inner = shared.inner.lock();
+                inner.core.transport_failed(err);
+                inner.core.drain_wakers(&mut self.wakers);
+                progress = true;
+            }
+        }
 
-        let write_deadline = self.write_stalled_since.map(|t| t + self.write_timeout);
+        let write_deadline = writer.stalled_since.map(|t| t + self.write_timeout);
         if write_deadline.is_some_and(|t| t <= now) {
             // The peer stopped reading: give up on the bytes, fail the session.
-            self.tx = Transmit::default();
-            self.write_stalled_since = None;
-            let mut inner = self.shared.inner.lock();
+            writer.fail(std::io::ErrorKind::TimedOut.into());
+            let mut inner = shared.inner.lock();
             inner.core.timed_out(TimeoutKind::Write);
             inner.core.drain_wakers(&mut self.wakers);
             drop(inner);
+            drop(writer);
             self.wake_all();
             return Poll::Ready(false);
         }
+        drop(writer);
+        self.wake_all();
         let next = [deadline, write_deadline].into_iter().flatten().min();
         if let Some(at) = next {
             let at = tokio::time::Instant::from_std(at);
@@ -316,6 +252,7 @@ impl<T> Drop for Driver<T> {
     /// A driver dropped before the session ended (its task aborted, its runtime shut down)
     /// fails the session, so no open, accept, read or write waits forever.
     fn drop(&mut self) {
+        self.shared.writer.lock().close();
         if self.done {
             return;
         }
@@ -332,7 +269,7 @@ impl<T> Drop for Driver<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
+impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {

@@ -6,6 +6,7 @@ mod driver;
 mod session;
 mod shared;
 mod stream;
+mod writer;
 
 pub use driver::Driver;
 pub use session::Session;

@@ -4,7 +4,7 @@ use std::{future::poll_fn, sync::Arc, time::Duration};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{driver::Driver, now, shared::Shared, stream::Stream};
+use super::{driver::Driver, now, shared::Shared, stream::Stream, writer::Writer};
 use crate::{
     config::Config,
     error::Error,
@@ -82,11 +82,13 @@ impl Session {
     /// A session and its driver, for callers who run the driver themselves.
     pub fn with_driver<T>(io: T, config: Config, role: Role) -> Result<(Session, Driver<T>), Error>
     where
-        T: AsyncRead + AsyncWrite + Unpin,
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         config.validate()?;
-        let shared = Arc::new(Shared::new(Core::new(role, config.clone(), now())));
-        let driver = Driver::new(io, shared.clone(), &config);
+        let (read_half, write_half) = tokio::io::split(io);
+        let writer = Writer::new(Box::new(write_half));
+        let shared = Arc::new(Shared::new(Core::new(role, config.clone(), now()), writer));
+        let driver = Driver::new(read_half, shared.clone(), &config);
         let session = Session {
             _guard: Arc::new(LastHandle(shared.clone())),
             shared,
@@ -113,6 +115,7 @@ impl Session {
     /// Measures one round trip with a PING (spec §8.1).
     pub async fn ping(&self) -> Result<Duration, Error> {
         let since = self.shared.with(|core| core.send_ping(now()));
+        self.shared.flush_inline();
         poll_fn(|cx| self.shared.with(|core| core.poll_ping(since, cx.waker()))).await
     }
 

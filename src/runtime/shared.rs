@@ -1,10 +1,14 @@
 //! The state a session's handles and its driver share: the core behind one short-held lock,
 //! and how to reach the driver.
 
-use std::{task::Waker, time::Instant};
+use std::{
+    task::{Context, Waker},
+    time::Instant,
+};
 
 use parking_lot::Mutex;
 
+use super::writer::{Writer, Written};
 use crate::proto::Core;
 
 #[derive(Debug)]
@@ -20,18 +24,72 @@ pub(crate) struct Inner {
 
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// The transport's write half. Lock order: `writer`, then `inner`.
+    pub(crate) writer: Mutex<Writer>,
     pub(crate) inner: Mutex<Inner>,
 }
 
 impl Shared {
-    pub(crate) fn new(core: Core) -> Shared {
+    pub(crate) fn new(core: Core, writer: Writer) -> Shared {
         Shared {
+            writer: Mutex::new(writer),
             inner: Mutex::new(Inner {
                 core,
                 driver: None,
                 driver_notified: false,
                 armed: None,
             }),
+        }
+    }
+
+    /// Called by an application task about to wait: if no one else is writing, it puts
+    /// the core's pending frames on the wire itself rather than leaving them for the driver
+    /// (one task hop, possibly across threads, less per message). It never waits: a
+    /// transport that would block is handed back to the driver, which registers for
+    /// writability.
+    pub(crate) fn flush_inline(&self) {
+        // On a current-thread runtime the driver runs on this very thread after the tasks
+        // already queued: waking it costs no thread hop and lets it batch every task's frames
+        // into one write, so leave the writing to it there.
+        if tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+        {
+            return;
+        }
+        let Some(mut writer) = self.writer.try_lock() else {
+            return; // the driver (or another task) is writing and will see our frames
+        };
+        let now = super::now();
+        let (mut wakers, queued) = {
+            let mut inner = self.inner.lock();
+            let queued = writer.fill(&mut inner.core, now);
+            (inner.core.take_wakers(), queued)
+        };
+        let mut hand_to_driver = false;
+        if queued {
+            let mut cx = Context::from_waker(Waker::noop());
+            match writer.write(&mut cx, now) {
+                Ok(Written::Drained { .. }) => {}
+                Ok(Written::Blocked { .. }) => hand_to_driver = true,
+                Err(err) => {
+                    let mut inner = self.inner.lock();
+                    inner.core.transport_failed(err);
+                    wakers.append(&mut inner.core.take_wakers());
+                    hand_to_driver = true;
+                }
+            }
+        }
+        drop(writer);
+        if hand_to_driver {
+            let driver = {
+                let mut inner = self.inner.lock();
+                inner.driver_notified = true;
+                inner.driver.clone()
+            };
+            wakers.extend(driver);
+        }
+        for w in wakers {
+            w.wake();
         }
     }
 

@@ -104,8 +104,14 @@ impl RecvStream {
     /// The next chunk of bytes, without copying. `Ok(None)` only after the peer's FIN.
     pub async fn recv(&mut self) -> Result<Option<Bytes>, Error> {
         poll_fn(|cx| {
-            self.shared
-                .with(|core| core.poll_recv_chunk(self.id, cx.waker(), usize::MAX))
+            let r = self
+                .shared
+                .with(|core| core.poll_recv_chunk(self.id, cx.waker(), usize::MAX));
+            if r.is_pending() {
+                // About to wait: put what we (or others) queued on the wire ourselves.
+                self.shared.flush_inline();
+            }
+            r
         })
         .await
     }
@@ -127,8 +133,13 @@ impl SendStream {
     pub async fn send(&mut self, mut bytes: Bytes) -> Result<(), Error> {
         while !bytes.is_empty() {
             let n = poll_fn(|cx| {
-                self.shared
-                    .with(|core| core.poll_write_bytes(self.id, cx.waker(), &bytes))
+                let r = self
+                    .shared
+                    .with(|core| core.poll_write_bytes(self.id, cx.waker(), &bytes));
+                if r.is_pending() {
+                    self.shared.flush_inline();
+                }
+                r
             })
             .await?;
             let _ = bytes.split_to(n);
@@ -148,6 +159,7 @@ impl SendStream {
 
     /// Waits until every byte queued so far has been handed to the transport.
     pub async fn flush_queued(&mut self) -> Result<(), Error> {
+        self.shared.flush_inline();
         poll_fn(|cx| {
             self.shared
                 .with(|core| core.poll_flush(self.id, cx.waker()))
@@ -193,7 +205,12 @@ impl AsyncRead for RecvStream {
             }
             Poll::Ready(Ok(None)) => Poll::Ready(Ok(())),
             Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // About to wait for the peer: put our queued frames (a request we just
+                // wrote, window updates) on the wire now, without a hop through the driver.
+                self.shared.flush_inline();
+                Poll::Pending
+            }
         }
     }
 }
@@ -205,20 +222,28 @@ impl AsyncWrite for SendStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let id = self.id;
-        self.shared
-            .with(|core| core.poll_write(id, cx.waker(), buf))
-            .map_err(Into::into)
+        let r = self
+            .shared
+            .with(|core| core.poll_write(id, cx.waker(), buf));
+        if r.is_pending() {
+            self.shared.flush_inline(); // send buffer full: drain it ourselves if we can
+        }
+        r.map_err(Into::into)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let id = self.id;
+        self.shared.flush_inline();
         self.shared
             .with(|core| core.poll_flush(id, cx.waker()))
             .map_err(Into::into)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().finish().map_err(Into::into))
+        let this = self.get_mut();
+        let r = this.finish();
+        this.shared.flush_inline();
+        Poll::Ready(r.map_err(Into::into))
     }
 }
 

@@ -1,0 +1,137 @@
+//! The transport's write half and the bytes queued for it. Whoever holds the writer lock
+//! writes: the driver on each turn, or an application task about to wait (a read with nothing
+//! buffered, a full send buffer, a flush), which then puts its frames on the wire itself
+//! instead of waking the driver and waiting for it — one task hop less per message.
+//!
+//! Lock order: the writer lock first, then the session lock; never the other way round.
+
+use std::{
+    io::{self, IoSlice},
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use tokio::io::AsyncWrite;
+
+use crate::proto::{Core, Transmit};
+
+/// Bytes the core frames per batch before they are written.
+pub(crate) const WRITE_BATCH: usize = 512 * 1024;
+/// Vectored-write slices per call.
+const MAX_SLICES: usize = 64;
+
+/// What a write attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Nothing left to write.
+    Drained { wrote: bool },
+    /// The transport took what it could; the rest waits for writability (the waker passed
+    /// to [`Writer::write`] is registered).
+    Blocked { wrote: bool },
+}
+
+pub(crate) struct Writer {
+    io: Box<dyn AsyncWrite + Send + Unpin>,
+    pub(crate) tx: Transmit,
+    /// Since when we have had bytes to write and the transport took none.
+    pub(crate) stalled_since: Option<Instant>,
+    /// Bytes written to the transport so far.
+    written: u64,
+    /// `written` once the last forced reply (PING reply, refusal) handed to `tx` is out.
+    forced_until: u64,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("queued", &self.tx.len())
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(io: Box<dyn AsyncWrite + Send + Unpin>) -> Writer {
+        Writer {
+            io,
+            tx: Transmit::default(),
+            stalled_since: None,
+            written: 0,
+            forced_until: 0,
+        }
+    }
+
+    /// Moves what the core has to send into the queue (up to a batch). Single slot (spec
+    /// §8.1, L20): while a forced reply handed over earlier is still unwritten, the core keeps
+    /// the next one, and with it stops taking input. Returns whether anything is queued.
+    pub(crate) fn fill(&mut self, core: &mut Core, now: Instant) -> bool {
+        let forced = core.pong.is_some() || core.forced_replies > 0;
+        let slot_busy = forced && self.written < self.forced_until;
+        if self.tx.len() < WRITE_BATCH && core.wants_transmit() && !slot_busy {
+            core.poll_transmit(now, &mut self.tx, WRITE_BATCH);
+            if forced {
+                self.forced_until = self.written + self.tx.len() as u64;
+            }
+        }
+        !self.tx.is_empty()
+    }
+
+    /// Writes queued bytes until the transport blocks or the queue is empty, then flushes.
+    /// On an error the queue is dropped and the error returned.
+    pub(crate) fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> io::Result<Written> {
+        let mut wrote = false;
+        while !self.tx.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let result = if self.io.is_write_vectored() {
+                let n = self.tx.io_slices(&mut slices);
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            } else {
+                let chunk = self.tx.first_chunk();
+                Pin::new(&mut self.io).poll_write(cx, chunk)
+            };
+            match result {
+                Poll::Pending => {
+                    self.stalled_since.get_or_insert(now);
+                    return Ok(Written::Blocked { wrote });
+                }
+                Poll::Ready(Ok(0)) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.tx.advance(n);
+                    self.written += n as u64;
+                    self.stalled_since = None;
+                    wrote = true;
+                }
+                Poll::Ready(Err(err)) => return Err(self.fail(err)),
+            }
+        }
+        if wrote {
+            // Transports that buffer (TLS, BufWriter) need a flush.
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Err(err)) => return Err(self.fail(err)),
+                Poll::Pending => return Ok(Written::Blocked { wrote }),
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+        Ok(Written::Drained { wrote })
+    }
+
+    /// Drops the queue (the transport is gone or timed out).
+    pub(crate) fn fail(&mut self, err: io::Error) -> io::Error {
+        self.tx = Transmit::default();
+        self.stalled_since = None;
+        err
+    }
+
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    /// Lets go of the transport's write half, so that the transport closes once the driver
+    /// drops the read half (handles may outlive the session; the transport must not).
+    pub(crate) fn close(&mut self) {
+        self.io = Box::new(tokio::io::sink());
+        self.tx = Transmit::default();
+        self.stalled_since = None;
+    }
+}
