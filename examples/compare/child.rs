@@ -91,6 +91,9 @@ pub fn main(args: &[String]) -> ! {
 }
 
 fn run(job: &Job) -> Outcome {
+    if crate::rpc::handles(job) {
+        return crate::rpc::run(job);
+    }
     let Some(mux) = impls::by_name(&job.imp) else {
         return Outcome::Error(format!("unknown implementation {}", job.imp));
     };

@@ -1,4 +1,5 @@
-//! `compare`: braid against h2, yamux and raw TCP, the same workloads over loopback TCP.
+//! `compare`: braid against h2, yamux and raw TCP, the same workloads over loopback TCP; and
+//! `braid::rpc` against tonic (gRPC) on the rpc-* workloads.
 //!
 //! ```text
 //! cargo run --release --example compare [-- --quick|--full] [--only braid,h2]
@@ -15,6 +16,7 @@ mod child;
 mod impls;
 mod proxy;
 mod report;
+mod rpc;
 mod sys;
 mod workloads;
 
@@ -36,9 +38,11 @@ usage: compare [--quick | --full] [--only IMPL,..] [--workload NAME,..] [--round
   --quick          scaled-down sizes, about two minutes on two cores (default)
   --full           the full sizes (512 MiB bulk, 20,000 round trips, ...)
   --only           implementations: braid, braid-tuned, h2, h2-tuned, yamux, yamux-tuned,
-                   tcp, tcp-nconn (default: all)
+                   tcp, tcp-nconn, braid-rpc, tonic (default: all)
   --workload       bulk-1, bulk-100, pingpong, msgs, open-close (= open-close-seq and
-                   open-close-64), idle-streams, latency-under-load, long-link (default: all)
+                   open-close-64), idle-streams, latency-under-load, long-link,
+                   rpc (= rpc-stream-64, rpc-stream-4k, rpc-unary-1, rpc-unary-64; run by
+                   braid-rpc and tonic only, which run nothing else) (default: all)
   --rounds N       rounds per implementation, at least 1 (default 3)
   --mode           split (client and server on separate single-threaded runtimes),
                    shared (one two-worker runtime); default both
@@ -128,7 +132,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    let all = impls::all();
+    let mut all = impls::all();
+    all.extend(rpc::impls());
     let impls = match only {
         None => all,
         Some(names) => {
@@ -181,6 +186,10 @@ fn main() {
 }
 
 fn takes_part(mux: &dyn Mux, workload: Workload) -> bool {
+    // The RPC implementations run the RPC workloads, and nothing else runs them.
+    if rpc::is_rpc_impl(mux.name()) || workload.is_rpc() {
+        return rpc::is_rpc_impl(mux.name()) && workload.is_rpc();
+    }
     match mux.scope() {
         Scope::All => true,
         Scope::SingleStream => !workload.multi_stream(),
@@ -290,6 +299,9 @@ fn run(opts: Options) {
         }
         progress.clear();
         print!("{}", report::table(&group));
+        if workload.is_rpc() {
+            print!("{}", rpc::verdict(&group));
+        }
         let _ = std::io::stdout().flush();
         results.groups.push(group);
     }

@@ -93,9 +93,11 @@ fn failure(outcome: &Outcome) -> Option<String> {
     }
 }
 
-/// The TCP baseline of a workload.
+/// The baseline of a workload: TCP (`tcp` or `tcp-nconn`), or `tonic` for the RPC workloads.
 pub fn baseline(workload: Workload) -> &'static str {
-    if workload.multi_stream() {
+    if workload.is_rpc() {
+        crate::rpc::TONIC
+    } else if workload.multi_stream() {
         "tcp-nconn"
     } else {
         "tcp"
@@ -228,7 +230,11 @@ pub fn table(group: &Group) -> String {
         String::new()
     };
     head.push(format!("vs {base}{suffix}"));
-    head.push(format!("vs h2{suffix}"));
+    // The RPC workloads have no h2 row: tonic (gRPC over h2) is their baseline.
+    let vs_h2 = !w.is_rpc();
+    if vs_h2 {
+        head.push(format!("vs h2{suffix}"));
+    }
     let mut rows = vec![head];
     for (row, s) in group.rows.iter().zip(group.summaries()) {
         let mut cells = vec![row.imp.clone(), row.mode.name().to_string()];
@@ -246,7 +252,9 @@ pub fn table(group: &Group) -> String {
             }
             cells.push(num(s.cpu));
             cells.push(ratio_text(&s.vs_base, &headline));
-            cells.push(ratio_text(&s.vs_h2, &headline));
+            if vs_h2 {
+                cells.push(ratio_text(&s.vs_h2, &headline));
+            }
             if s.status != "ok" {
                 let last = cells.len() - 1;
                 cells[last] = format!("{}  {}", cells[last], s.status);
@@ -277,9 +285,14 @@ pub fn table(group: &Group) -> String {
         .collect();
     let mut out = String::new();
     let _ = writeln!(out, "\n== {} == {}", w.name(), group.description);
+    let against = if vs_h2 {
+        format!("{base} and h2")
+    } else {
+        base.to_string()
+    };
     let _ = writeln!(
         out,
-        "   {}; ratios are median/median against {base} and h2 in the same mode",
+        "   {}; ratios are median/median against {against} in the same mode",
         directions.join("; ")
     );
     for (i, cells) in rows.iter().enumerate() {

@@ -59,6 +59,18 @@ pub enum Workload {
     /// One bulk stream through a 20 ms RTT delay proxy.
     #[serde(rename = "long-link")]
     LongLink,
+    /// RPC: one bidirectional call, 64-byte messages echoed (`rpc` module).
+    #[serde(rename = "rpc-stream-64")]
+    RpcStream64,
+    /// RPC: one bidirectional call, 4 KiB messages echoed.
+    #[serde(rename = "rpc-stream-4k")]
+    RpcStream4k,
+    /// RPC: unary calls, one at a time.
+    #[serde(rename = "rpc-unary-1")]
+    RpcUnary1,
+    /// RPC: unary calls, 64 in flight.
+    #[serde(rename = "rpc-unary-64")]
+    RpcUnary64,
 }
 
 /// One reported number of a workload.
@@ -118,6 +130,8 @@ pub enum CpuUnit {
     MillionMsgs,
     /// Per million streams.
     MillionStreams,
+    /// Per million RPC calls.
+    MillionCalls,
 }
 
 impl CpuUnit {
@@ -128,6 +142,7 @@ impl CpuUnit {
             CpuUnit::MillionRoundTrips => "CPU s/M rtt",
             CpuUnit::MillionMsgs => "CPU s/M msgs",
             CpuUnit::MillionStreams => "CPU s/M streams",
+            CpuUnit::MillionCalls => "CPU s/M calls",
         }
     }
 }
@@ -175,6 +190,8 @@ pub struct Params {
     pub long_link_max_time: Duration,
     /// long-link one-way delay.
     pub long_link_one_way: Duration,
+    /// The rpc-* workloads.
+    pub rpc: crate::rpc::RpcParams,
 }
 
 impl Params {
@@ -197,6 +214,7 @@ impl Params {
                 long_link_bytes: 16 * mib,
                 long_link_max_time: Duration::from_secs(1),
                 long_link_one_way: Duration::from_millis(10),
+                rpc: crate::rpc::RpcParams::new(preset),
             },
             Preset::Full => Params {
                 bulk1_bytes: 512 * mib,
@@ -213,6 +231,7 @@ impl Params {
                 long_link_bytes: 64 * mib,
                 long_link_max_time: Duration::from_secs(30),
                 long_link_one_way: Duration::from_millis(10),
+                rpc: crate::rpc::RpcParams::new(preset),
             },
         }
     }
@@ -220,7 +239,7 @@ impl Params {
 
 impl Workload {
     /// All workloads in report order.
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Bulk1,
         Workload::Bulk100,
         Workload::Pingpong,
@@ -230,6 +249,10 @@ impl Workload {
         Workload::IdleStreams,
         Workload::LatencyUnderLoad,
         Workload::LongLink,
+        Workload::RpcStream64,
+        Workload::RpcStream4k,
+        Workload::RpcUnary1,
+        Workload::RpcUnary64,
     ];
 
     /// Name on the command line and in reports.
@@ -244,6 +267,10 @@ impl Workload {
             Workload::IdleStreams => "idle-streams",
             Workload::LatencyUnderLoad => "latency-under-load",
             Workload::LongLink => "long-link",
+            Workload::RpcStream64 => "rpc-stream-64",
+            Workload::RpcStream4k => "rpc-stream-4k",
+            Workload::RpcUnary1 => "rpc-unary-1",
+            Workload::RpcUnary64 => "rpc-unary-64",
         }
     }
 
@@ -252,11 +279,24 @@ impl Workload {
         match name {
             "open-close" => Some(vec![Workload::OpenCloseSeq, Workload::OpenClose64]),
             "idle" => Some(vec![Workload::IdleStreams]),
+            "rpc" => Some(Workload::ALL.into_iter().filter(|w| w.is_rpc()).collect()),
             _ => Workload::ALL
                 .into_iter()
                 .find(|w| w.name() == name)
                 .map(|w| vec![w]),
         }
+    }
+
+    /// Whether the workload is one of the RPC workloads (only the RPC implementations run them,
+    /// and they run nothing else).
+    pub fn is_rpc(self) -> bool {
+        matches!(
+            self,
+            Workload::RpcStream64
+                | Workload::RpcStream4k
+                | Workload::RpcUnary1
+                | Workload::RpcUnary64
+        )
     }
 
     /// Whether the workload uses more than one stream (then `tcp-nconn` is the baseline).
@@ -280,6 +320,8 @@ impl Workload {
             Workload::OpenCloseSeq | Workload::OpenClose64 => STREAMS,
             Workload::IdleStreams => IDLE,
             Workload::LatencyUnderLoad => LATENCY_LOADED,
+            Workload::RpcStream64 | Workload::RpcStream4k => crate::rpc::STREAM_METRICS,
+            Workload::RpcUnary1 | Workload::RpcUnary64 => crate::rpc::UNARY_METRICS,
         }
     }
 
@@ -295,6 +337,8 @@ impl Workload {
             Workload::OpenCloseSeq | Workload::OpenClose64 | Workload::IdleStreams => {
                 CpuUnit::MillionStreams
             }
+            Workload::RpcStream64 | Workload::RpcStream4k => CpuUnit::MillionMsgs,
+            Workload::RpcUnary1 | Workload::RpcUnary64 => CpuUnit::MillionCalls,
         }
     }
 
@@ -349,6 +393,10 @@ impl Workload {
                 p.long_link_max_time.as_secs_f64(),
                 p.long_link_one_way.as_millis()
             ),
+            Workload::RpcStream64
+            | Workload::RpcStream4k
+            | Workload::RpcUnary1
+            | Workload::RpcUnary64 => crate::rpc::describe(self, &p.rpc),
         }
     }
 }
@@ -407,6 +455,10 @@ async fn handle(workload: Workload, mut stream: BoxStream) -> io::Result<()> {
         Workload::Msgs => sink(stream, true).await,
         Workload::Pingpong | Workload::OpenCloseSeq | Workload::OpenClose64 => echo(stream).await,
         Workload::IdleStreams => idle(stream).await,
+        Workload::RpcStream64
+        | Workload::RpcStream4k
+        | Workload::RpcUnary1
+        | Workload::RpcUnary64 => Err(io::Error::other("rpc workloads have no byte streams")),
         Workload::LatencyUnderLoad => {
             // The first byte says what the stream is for.
             let mut tag = [0u8; 1];
@@ -574,6 +626,10 @@ pub async fn run_client(
         Workload::OpenClose64 => open_close(opener, p.open_close, p.open_close_inflight, cpu).await,
         Workload::IdleStreams => idle_streams(opener, p.idle_streams, cpu).await,
         Workload::LatencyUnderLoad => latency_under_load(opener, p, cpu).await,
+        Workload::RpcStream64
+        | Workload::RpcStream4k
+        | Workload::RpcUnary1
+        | Workload::RpcUnary64 => Err(io::Error::other("rpc workloads run in the rpc module")),
     }
 }
 
@@ -729,7 +785,7 @@ async fn finish_echo(stream: &mut BoxStream) -> io::Result<()> {
 }
 
 /// (p50, p99) in microseconds, nearest-rank.
-fn percentiles(mut ns: Vec<u64>) -> (f64, f64) {
+pub fn percentiles(mut ns: Vec<u64>) -> (f64, f64) {
     ns.sort_unstable();
     let at = |q: f64| {
         let rank = ((q * ns.len() as f64).ceil() as usize).clamp(1, ns.len());

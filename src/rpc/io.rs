@@ -126,6 +126,10 @@ impl RecordReader {
     }
 }
 
+/// Records (all parts together) up to this size are copied into one buffer and written to the
+/// stream in one `poll_write`; larger ones are written part by part, without a copy.
+const COALESCE_MAX: usize = 1024;
+
 /// Why [`RecordWriter::write`] or [`RecordWriter::finish`] failed.
 #[derive(Debug, Clone)]
 pub(crate) enum WriteError {
@@ -152,6 +156,8 @@ struct Inner {
     stream: SendStream,
     /// A record is partly written: no other record may start.
     busy: bool,
+    /// Reused buffer for joining the parts of a small record (see [`COALESCE_MAX`]).
+    scratch: Vec<u8>,
     state: State,
 }
 
@@ -187,6 +193,7 @@ impl RecordWriter {
             inner: Arc::new(Mutex::new(Inner {
                 stream,
                 busy: false,
+                scratch: Vec::new(),
                 state: State::Open,
             })),
         }
@@ -195,14 +202,32 @@ impl RecordWriter {
     /// Writes `parts` back to back as one unit. Returns once every byte is queued in the
     /// stream (waiting for flow control), not when the peer has it.
     pub(crate) async fn write(&self, parts: &[&[u8]]) -> Result<(), WriteError> {
-        {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let join = parts.len() > 1 && total <= COALESCE_MAX;
+        let scratch = {
             let mut w = self.inner.lock();
             w.check()?;
             if w.busy {
                 return Err(WriteError::Busy);
             }
             w.busy = true;
-        }
+            // A small record goes to the stream in one write: one session lock, not one per
+            // part (record header and body are separate parts).
+            join.then(|| {
+                let mut buf = std::mem::take(&mut w.scratch);
+                buf.clear();
+                parts.iter().for_each(|p| buf.extend_from_slice(p));
+                buf
+            })
+        };
+        let joined: [&[u8]; 1];
+        let parts = match &scratch {
+            Some(buf) => {
+                joined = [buf.as_slice()];
+                &joined[..]
+            }
+            None => parts,
+        };
         for part in parts {
             let mut off = 0;
             while off < part.len() {
@@ -225,7 +250,11 @@ impl RecordWriter {
                 .await?;
             }
         }
-        self.inner.lock().busy = false;
+        let mut w = self.inner.lock();
+        w.busy = false;
+        if let Some(buf) = scratch {
+            w.scratch = buf;
+        }
         Ok(())
     }
 
