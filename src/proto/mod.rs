@@ -12,6 +12,7 @@ mod core;
 mod inbound;
 mod outbound;
 mod stream;
+mod stream_ops;
 mod timers;
 mod transmit;
 mod window;

@@ -1,0 +1,311 @@
+//! The application's per-stream commands on the core: read (credit goes back as bytes are
+//! consumed, spec §7.3), write into the bounded send buffers (spec §11 L8/L9), flush, finish
+//! (FIN), reset (RESET), stop (STOP_SENDING) and release (a handle was dropped, spec §6.5).
+
+use std::{
+    task::{Poll, Waker},
+    time::Instant,
+};
+
+use bytes::Bytes;
+
+use super::{
+    buffer::ByteQueue,
+    closed::LateData,
+    core::Core,
+    stream::{RecvState, SendState, HANDLE_RECV, HANDLE_SEND},
+};
+use crate::{
+    error::{Error, Side},
+    frame::{ErrorCode, Frame},
+};
+
+impl Core {
+    // ----- reading (spec §7.3: credit goes back as the application consumes) -----
+
+    /// Copies received bytes into `dst`. `Ready(Ok(0))` only after the peer's FIN.
+    pub fn poll_read(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        dst: &mut [u8],
+    ) -> Poll<Result<usize, Error>> {
+        self.poll_recv_with(id, waker, |buf| buf.read_into(dst))
+            .map_ok(|n| n.unwrap_or(0))
+    }
+
+    /// Takes the next chunk of received bytes (at most `max`), without copying.
+    /// `Ready(Ok(None))` only after the peer's FIN.
+    pub fn poll_recv_chunk(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        max: usize,
+    ) -> Poll<Result<Option<Bytes>, Error>> {
+        self.poll_recv_with(id, waker, |buf| {
+            // Non-empty buffer: `None` only for `max == 0`, which gets an empty chunk.
+            buf.pop(max).unwrap_or_default()
+        })
+    }
+
+    fn poll_recv_with<T, F>(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        take: F,
+    ) -> Poll<Result<Option<T>, Error>>
+    where
+        F: FnOnce(&mut ByteQueue) -> T,
+        T: Len,
+    {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Poll::Ready(Err(self.gone_error()));
+        };
+        if let Some(buf) = stream.recv_buf.as_mut().filter(|b| !b.is_empty()) {
+            let out = take(buf);
+            let n = out.len();
+            if buf.is_empty() {
+                stream.recv_buf = None;
+            }
+            let update =
+                matches!(stream.recv, RecvState::Open) && stream.recv_window.consume(n as u32);
+            if update && !stream.in_update_queue {
+                stream.in_update_queue = true;
+                self.update_queue.push_back(id);
+            }
+            self.recv_buffered -= n;
+            self.bytes_consumed(n);
+            return Poll::Ready(Ok(Some(out)));
+        }
+        match &stream.recv {
+            RecvState::Open => {
+                stream.read_waker = Some(waker.clone());
+                Poll::Pending
+            }
+            RecvState::Finished => Poll::Ready(Ok(None)),
+            RecvState::Stopped(code) => Poll::Ready(Err(Error::StreamReset {
+                code: *code,
+                by: Side::Local,
+            })),
+            RecvState::Aborted(err) => Poll::Ready(Err(err.clone())),
+        }
+    }
+
+    /// Session credit for `n` bytes the application consumed or we discarded (spec §7.3).
+    pub(crate) fn bytes_consumed(&mut self, n: usize) {
+        self.session_recv.consume(n as u32);
+    }
+
+    fn gone_error(&self) -> Error {
+        self.error.clone().unwrap_or(Error::StreamReset {
+            code: ErrorCode::CANCEL,
+            by: Side::Local,
+        })
+    }
+
+    // ----- writing -----
+
+    /// Buffers up to `data.len()` bytes for sending; `Pending` (waker registered) while the
+    /// stream's or the session's send buffer is full (spec §11).
+    pub fn poll_write(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        data: &[u8],
+    ) -> Poll<Result<usize, Error>> {
+        self.poll_write_with(id, waker, data.len(), |buf, n| buf.push_slice(&data[..n]))
+    }
+
+    /// Like [`Core::poll_write`] for owned bytes: takes a prefix of `data` without copying
+    /// large chunks, returns how many bytes were taken.
+    pub fn poll_write_bytes(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        data: &Bytes,
+    ) -> Poll<Result<usize, Error>> {
+        self.poll_write_with(id, waker, data.len(), |buf, n| buf.push(data.slice(..n)))
+    }
+
+    fn poll_write_with<F>(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        len: usize,
+        push: F,
+    ) -> Poll<Result<usize, Error>>
+    where
+        F: FnOnce(&mut ByteQueue, usize),
+    {
+        let session_room =
+            (self.config.session_send_buffer as usize).saturating_sub(self.send_buffered);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Poll::Ready(Err(self.gone_error()));
+        };
+        match &stream.send {
+            SendState::Open => {}
+            SendState::Aborted(err) => return Poll::Ready(Err(err.clone())),
+            SendState::Stopping(code) => {
+                return Poll::Ready(Err(Error::StreamStopped { code: *code }))
+            }
+            _ => {
+                return Poll::Ready(Err(Error::io(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "write after the stream was finished",
+                ))))
+            }
+        }
+        if len == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let stream_room =
+            (self.config.stream_send_buffer as usize).saturating_sub(stream.send_buffered());
+        let n = len.min(stream_room).min(session_room);
+        if n == 0 {
+            stream.write_waker = Some(waker.clone());
+            if session_room == 0 {
+                self.send_room_waiters.register(waker);
+            }
+            return Poll::Pending;
+        }
+        push(stream.send_buf.get_or_insert_with(Default::default), n);
+        self.send_buffered += n;
+        self.schedule_send(id);
+        Poll::Ready(Ok(n))
+    }
+
+    /// `Ready` once every byte written so far has been framed for the transport.
+    pub fn poll_flush(&mut self, id: u32, waker: &Waker) -> Poll<Result<(), Error>> {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Poll::Ready(Err(self.gone_error()));
+        };
+        match &stream.send {
+            SendState::Aborted(err) => Poll::Ready(Err(err.clone())),
+            SendState::Stopping(code) => Poll::Ready(Err(Error::StreamStopped { code: *code })),
+            _ if stream.send_buffered() == 0 => Poll::Ready(Ok(())),
+            _ => {
+                stream.write_waker = Some(waker.clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Half-closes the send direction: FIN follows the buffered bytes (spec §6.1).
+    /// Idempotent; fails only if the stream was aborted.
+    pub fn finish(&mut self, id: u32) -> Result<(), Error> {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Err(self.gone_error());
+        };
+        match &stream.send {
+            SendState::Open => {
+                stream.send = SendState::Finishing;
+                self.schedule_send(id);
+                Ok(())
+            }
+            SendState::Aborted(err) => Err(err.clone()),
+            SendState::Stopping(code) => Err(Error::StreamStopped { code: *code }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Aborts both directions and tells the peer with RESET(`code`) (spec §4.5). Buffered
+    /// bytes either way are dropped. No-op on a stream already closed.
+    pub fn reset(&mut self, id: u32, code: ErrorCode) {
+        self.reset_stream(
+            id,
+            code,
+            Error::StreamReset {
+                code,
+                by: Side::Local,
+            },
+        );
+    }
+
+    pub(crate) fn reset_stream(&mut self, id: u32, code: ErrorCode, err: Error) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.wire_closed() {
+            return;
+        }
+        let never_sent = stream.syn_pending;
+        let dropped_recv = stream.reset(&err, &mut self.wake);
+        self.recv_buffered -= dropped_recv;
+        self.bytes_consumed(dropped_recv);
+        self.recount_send_buffer();
+        // A queued STOP_SENDING is moot now, and must not go out without the SYN or ACK
+        // it needs ahead of it (spec §6.1, §10 V16/V17): the RESET says it all.
+        self.control
+            .retain(|f| !matches!(f, Frame::StopSending { stream, .. } if *stream == id));
+        if !never_sent {
+            self.control.push_back(Frame::Reset { stream: id, code });
+        }
+        self.closed_how(id, LateData::Discard);
+        self.after_change(id);
+    }
+
+    /// Tells the peer to stop sending (STOP_SENDING, spec §4.6); bytes buffered or still
+    /// arriving are discarded. The send direction is unaffected.
+    pub fn stop(&mut self, id: u32, code: ErrorCode) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if !matches!(stream.recv, RecvState::Open) {
+            return;
+        }
+        stream.recv = RecvState::Stopped(code);
+        stream.stop_pending = Some(code);
+        let dropped = stream.recv_buf.take().map_or(0, |mut b| b.clear());
+        stream.wake_read(&mut self.wake);
+        self.recv_buffered -= dropped;
+        self.bytes_consumed(dropped);
+        self.control
+            .push_back(Frame::StopSending { stream: id, code });
+    }
+
+    /// The application dropped the handle(s) in `halves` (`1` send, `2` receive, `3` both).
+    /// An unfinished send half resets the stream with CANCEL (nothing is silently
+    /// truncated); an unread receive half sends STOP_SENDING(CANCEL). The stream is freed
+    /// once closed on the wire, or after `linger_timeout`.
+    pub fn release(&mut self, now: Instant, id: u32, halves: u8) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.handles &= !halves;
+        stream.read_waker = None;
+        stream.write_waker = None;
+        let send_open = halves & HANDLE_SEND != 0 && matches!(stream.send, SendState::Open);
+        let recv_open = halves & HANDLE_RECV != 0 && matches!(stream.recv, RecvState::Open);
+        let no_handles = stream.handles == 0;
+        if send_open {
+            self.reset(id, ErrorCode::CANCEL);
+        } else if recv_open {
+            self.stop(id, ErrorCode::CANCEL);
+        }
+        if no_handles {
+            if let Some(stream) = self.streams.get(&id) {
+                if !stream.wire_closed() {
+                    self.linger_timers
+                        .push_back((now + self.config.linger_timeout, id));
+                    self.compact_timers();
+                }
+            }
+            self.after_change(id);
+        }
+    }
+}
+
+/// Length of what a receive call returned (bytes copied or a chunk).
+trait Len {
+    fn len(&self) -> usize;
+}
+impl Len for usize {
+    fn len(&self) -> usize {
+        *self
+    }
+}
+impl Len for Bytes {
+    fn len(&self) -> usize {
+        Bytes::len(self)
+    }
+}
