@@ -128,7 +128,18 @@ fn setup_and_run(job: &Job, mux: Arc<dyn Mux>) -> io::Result<Outcome> {
         Duration::from_secs(job.timeout_s),
         errors_rx,
     );
-    match job.mode {
+    run_in_mode(job.mode, server, client)
+}
+
+/// Runs `server` and `client` in the runtime layout of `mode` and returns the client's outcome:
+/// `split` puts each on a current-thread runtime in its own OS thread, `shared` puts both on
+/// one two-worker runtime.
+pub fn run_in_mode<S, C>(mode: Mode, server: S, client: C) -> io::Result<Outcome>
+where
+    S: std::future::Future<Output = ()> + Send + 'static,
+    C: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    match mode {
         Mode::Split => {
             std::thread::Builder::new().name("server".into()).spawn(
                 move || match single_threaded() {

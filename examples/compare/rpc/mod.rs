@@ -255,35 +255,7 @@ fn setup_and_run(job: &Job, imp: Imp) -> io::Result<Outcome> {
     };
     let timeout = Duration::from_secs(job.timeout_s);
     let client = client(imp, addr, job.workload, params, timeout, errors_rx);
-    match job.mode {
-        Mode::Split => {
-            std::thread::Builder::new().name("server".into()).spawn(
-                move || match single_threaded() {
-                    Ok(runtime) => runtime.block_on(server),
-                    Err(e) => eprintln!("server runtime: {e}"),
-                },
-            )?;
-            Ok(single_threaded()?.block_on(client))
-        }
-        Mode::Shared => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            Ok(runtime.block_on(async move {
-                tokio::spawn(server);
-                tokio::spawn(client)
-                    .await
-                    .unwrap_or_else(|e| Outcome::Error(format!("client task: {e}")))
-            }))
-        }
-    }
-}
-
-fn single_threaded() -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    crate::child::run_in_mode(job.mode, server, client)
 }
 
 async fn client(
