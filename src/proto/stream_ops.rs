@@ -48,6 +48,30 @@ impl Core {
         })
     }
 
+    /// Hands received bytes, chunk by chunk without copying, to `sink` until `max` bytes
+    /// were taken or nothing is buffered; returns how many. `Ready(Ok(0))` only after the
+    /// peer's FIN (or for `max == 0`). One lock for what would be several chunk reads.
+    pub fn poll_recv_into(
+        &mut self,
+        id: u32,
+        waker: &Waker,
+        max: usize,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Poll<Result<usize, Error>> {
+        self.poll_recv_with(id, waker, |buf| {
+            let mut n = 0;
+            while n < max {
+                let Some(chunk) = buf.pop(max - n) else {
+                    break;
+                };
+                n += chunk.len();
+                sink(&chunk);
+            }
+            n
+        })
+        .map_ok(|n| n.unwrap_or(0))
+    }
+
     fn poll_recv_with<T, F>(
         &mut self,
         id: u32,

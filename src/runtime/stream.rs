@@ -195,15 +195,11 @@ impl AsyncRead for RecvStream {
             return Poll::Ready(Ok(()));
         }
         let id = self.id;
-        match self
+        let result = self
             .shared
-            .with(|core| core.poll_recv_chunk(id, cx.waker(), max))
-        {
-            Poll::Ready(Ok(Some(chunk))) => {
-                buf.put_slice(&chunk);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Ok(None)) => Poll::Ready(Ok(())),
+            .with(|core| core.poll_recv_into(id, cx.waker(), max, |chunk| buf.put_slice(chunk)));
+        match result {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
             Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
             Poll::Pending => {
                 // About to wait for the peer: put our queued frames (a request we just
