@@ -473,7 +473,7 @@ impl Core {
             dropped += stream.abort(&err, &mut self.wake);
         }
         self.recv_buffered -= dropped;
-        self.recount_send_buffer();
+        self.send_buffered = 0; // `abort` dropped every send buffer
         self.backlog.clear();
         self.send_queue.clear();
         self.update_queue.clear();
@@ -551,8 +551,23 @@ impl Core {
         }
     }
 
-    pub(crate) fn recount_send_buffer(&mut self) {
-        self.send_buffered = self.streams.values().map(|s| s.send_buffered()).sum();
+    /// Aborts stream `id` with `err` (`reset`: a RESET either way, which also drops a
+    /// finished receive half's bytes) and keeps the session's byte counts in step: unread
+    /// bytes are returned as session credit, unsent bytes leave the send-buffer total.
+    /// O(1), so resets under churn don't rescan the stream table.
+    pub(crate) fn abort_stream(&mut self, id: u32, err: &Error, reset: bool) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let unsent = stream.send_buffered();
+        let unread = if reset {
+            stream.reset(err, &mut self.wake)
+        } else {
+            stream.abort(err, &mut self.wake)
+        };
+        self.send_buffered -= unsent;
+        self.recv_buffered -= unread;
+        self.bytes_consumed(unread);
     }
 
     pub(crate) fn closed_how(&mut self, id: u32, how: LateData) {

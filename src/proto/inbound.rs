@@ -397,16 +397,11 @@ impl Core {
             let err = Error::StreamRefused {
                 code: ErrorCode::REFUSED_STREAM,
             };
-            if let Some(stream) = self.streams.get_mut(&id) {
-                let dropped = stream.abort(&err, &mut self.wake);
-                self.recv_buffered -= dropped;
-                self.bytes_consumed(dropped);
-            }
+            self.abort_stream(id, &err, false);
             // Nothing more goes out on a refused stream: a queued STOP_SENDING would otherwise
             // reach the peer without the SYN that the refusal cleared (spec §5.2, §6.1).
             self.control
                 .retain(|f| !matches!(f, Frame::StopSending { stream, .. } if *stream == id));
-            self.recount_send_buffer();
             self.after_change(id);
         }
         self.open_waiters.drain_into(&mut self.wake);
@@ -436,10 +431,7 @@ impl Core {
             }
         };
         let unaccepted = !local && !stream.accepted;
-        let dropped = stream.reset(&err, &mut self.wake);
-        self.recv_buffered -= dropped;
-        self.bytes_consumed(dropped);
-        self.recount_send_buffer();
+        self.abort_stream(id, &err, true);
         if unaccepted {
             // Rapid reset (CVE-2023-44487): the peer made us set up a stream and tore it down
             // before the application saw it.

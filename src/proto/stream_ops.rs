@@ -253,10 +253,7 @@ impl Core {
             return;
         }
         let never_sent = stream.syn_pending;
-        let dropped_recv = stream.reset(&err, &mut self.wake);
-        self.recv_buffered -= dropped_recv;
-        self.bytes_consumed(dropped_recv);
-        self.recount_send_buffer();
+        self.abort_stream(id, &err, true);
         // A queued STOP_SENDING is moot now, and must not go out without the SYN or ACK
         // it needs ahead of it (spec §6.1, §10 V16/V17): the RESET says it all.
         self.control
