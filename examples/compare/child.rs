@@ -194,12 +194,23 @@ async fn client(
     params: Params,
     cpu: CpuMeter,
     timeout: Duration,
-    mut server_errors: mpsc::UnboundedReceiver<String>,
+    server_errors: mpsc::UnboundedReceiver<String>,
 ) -> Outcome {
     let work = async {
         let opener = mux.connect(addr).await?;
         workloads::run_client(workload, &params, opener, cpu).await
     };
+    finish(work, timeout, server_errors).await
+}
+
+/// Runs a measurement's client `work` against `timeout`, failing early if the server side
+/// reports an error; a client error is annotated with the server's, which often knows the
+/// real cause (e.g. a GOAWAY it sent).
+pub async fn finish(
+    work: impl std::future::Future<Output = io::Result<Sample>>,
+    timeout: Duration,
+    mut server_errors: mpsc::UnboundedReceiver<String>,
+) -> Outcome {
     let server_failed = async {
         match server_errors.recv().await {
             Some(e) => e,

@@ -264,7 +264,7 @@ async fn client(
     workload: Workload,
     p: RpcParams,
     timeout: Duration,
-    mut server_errors: mpsc::UnboundedReceiver<String>,
+    server_errors: mpsc::UnboundedReceiver<String>,
 ) -> Outcome {
     let work = async {
         let client = match imp {
@@ -283,33 +283,7 @@ async fn client(
             ))),
         }
     };
-    let server_failed = async {
-        match server_errors.recv().await {
-            Some(e) => e,
-            None => std::future::pending().await,
-        }
-    };
-    let raced = async {
-        tokio::select! {
-            biased;
-            result = work => result,
-            e = server_failed => Err(io::Error::other(e)),
-        }
-    };
-    match tokio::time::timeout(timeout, raced).await {
-        Ok(Ok(sample)) => Outcome::Ok(sample),
-        Ok(Err(e)) => {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let mut message = e.to_string();
-            if let Ok(server) = server_errors.try_recv() {
-                if !message.contains(&server) {
-                    message = format!("{message} [{server}]");
-                }
-            }
-            Outcome::Error(message)
-        }
-        Err(_) => Outcome::Timeout,
-    }
+    crate::child::finish(work, timeout, server_errors).await
 }
 
 /// Either client; clones share the connection.
