@@ -229,3 +229,32 @@ async fn a_peer_overflowing_the_accept_backlog_gets_backlog_full() {
     assert_eq!(server.stats().backlog, 1);
     assert_eq!(server.accept().await.unwrap().id(), 1);
 }
+
+/// Spec §11 L5: our own outbound cap holds even when the peer allows more; `open()` waits
+/// until one of our streams has closed on the wire.
+#[tokio::test(start_paused = true)]
+async fn opening_beyond_our_own_outbound_cap_waits() {
+    let client_config = Config {
+        max_outbound_streams: 1,
+        ..Config::default()
+    };
+    let (client, server) = support::duplex_pair(64 * 1024, client_config, Config::default());
+    let mut a = client.open().await.unwrap();
+    a.write_all(b"a").await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), client.open()).await;
+    assert!(
+        second.is_err(),
+        "a second open must wait at max_outbound_streams = 1"
+    );
+    let mut sa = server.accept().await.unwrap();
+    a.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    sa.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"a");
+    sa.shutdown().await.unwrap();
+    a.read_to_end(&mut rest).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), client.open())
+        .await
+        .expect("open proceeds once the first stream closed")
+        .unwrap();
+}
