@@ -905,6 +905,55 @@ fn harness_moves_a_stream_each_way() {
     assert!(pair.core_ref(End::Server).error().is_none());
 }
 
+/// `try_write_all` (the RPC layer's small-record path) queues a record whole or not at all:
+/// a record one byte over the room left is refused without queueing a byte, one that fits
+/// is queued, and the peer reads the bytes in order with nothing torn.
+#[test]
+fn try_write_all_queues_whole_records_or_nothing() {
+    let config = Config::default();
+    let buf = config.stream_send_buffer as usize;
+    let mut pair = Pair::connected(config);
+    let now = pair.now();
+    let Poll::Ready(Ok(id)) = pair.core(End::Client).poll_open(now, waker()) else {
+        panic!("open")
+    };
+    let filler = pattern(id, End::Client, 0, buf - 3);
+    let client = pair.core(End::Client);
+    assert!(matches!(client.poll_write(id, waker(), &filler), Poll::Ready(Ok(n)) if n == buf - 3));
+    assert!(
+        !client.try_write_all(id, &[b"xy", b"zw"]).unwrap(),
+        "4 bytes do not fit in 3"
+    );
+    assert!(
+        client.try_write_all(id, &[b"a", b"bc"]).unwrap(),
+        "3 bytes fit"
+    );
+    assert!(
+        !client.try_write_all(id, &[b"d"]).unwrap(),
+        "the buffer is full"
+    );
+    client.finish(id).unwrap();
+    let mut got = Vec::new();
+    loop {
+        pair.deliver_all();
+        let mut chunk = [0u8; 65536];
+        match pair.core(End::Server).poll_read(id, waker(), &mut chunk) {
+            Poll::Ready(Ok(0)) => break,
+            Poll::Ready(Ok(n)) => got.extend_from_slice(&chunk[..n]),
+            Poll::Pending => {
+                let _ = pair.core(End::Server).poll_accept(waker());
+            }
+            Poll::Ready(Err(e)) => panic!("{e}"),
+        }
+    }
+    let mut want = filler;
+    want.extend_from_slice(b"abc");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "bytes torn or reordered");
+    let finished = pair.core(End::Client).try_write_all(id, &[b"e"]);
+    assert!(finished.is_err(), "writes after finish fail: {finished:?}");
+}
+
 // ----- regressions: minimal cases found by `two_cores_agree` -----
 
 fn small_config() -> Config {

@@ -97,6 +97,19 @@ impl Stream {
         }
     }
 
+    /// `Ok` while the application may still write (spec §6.1), else the error a write gets.
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        match &self.send {
+            SendState::Open => Ok(()),
+            SendState::Aborted(err) => Err(err.clone()),
+            SendState::Stopping(code) => Err(Error::StreamStopped { code: *code }),
+            _ => Err(Error::io(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "write after the stream was finished",
+            ))),
+        }
+    }
+
     pub(crate) fn send_buffered(&self) -> usize {
         self.send_buf.as_ref().map_or(0, |b| b.len())
     }

@@ -166,18 +166,8 @@ impl Core {
         let Some(stream) = self.streams.get_mut(&id) else {
             return Poll::Ready(Err(self.gone_error()));
         };
-        match &stream.send {
-            SendState::Open => {}
-            SendState::Aborted(err) => return Poll::Ready(Err(err.clone())),
-            SendState::Stopping(code) => {
-                return Poll::Ready(Err(Error::StreamStopped { code: *code }))
-            }
-            _ => {
-                return Poll::Ready(Err(Error::io(std::io::Error::new(
-                    std::io::ErrorKind::BrokenPipe,
-                    "write after the stream was finished",
-                ))))
-            }
+        if let Err(err) = stream.check_writable() {
+            return Poll::Ready(Err(err));
         }
         if len == 0 {
             return Poll::Ready(Ok(0));
@@ -196,6 +186,33 @@ impl Core {
         self.send_buffered += n;
         self.schedule_send(id);
         Poll::Ready(Ok(n))
+    }
+
+    /// Queues every byte of `parts` (copied, back to back) if both send buffers have room
+    /// for all of them, else queues nothing and returns `Ok(false)` without registering a
+    /// waker. A small record written this way is never split by a partial write, and costs
+    /// one call.
+    pub fn try_write_all(&mut self, id: u32, parts: &[&[u8]]) -> Result<bool, Error> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let session_room =
+            (self.config.session_send_buffer as usize).saturating_sub(self.send_buffered);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Err(self.gone_error());
+        };
+        stream.check_writable()?;
+        let stream_room =
+            (self.config.stream_send_buffer as usize).saturating_sub(stream.send_buffered());
+        if total > stream_room.min(session_room) {
+            return Ok(false);
+        }
+        if total == 0 {
+            return Ok(true);
+        }
+        let buf = stream.send_buf.get_or_insert_with(Default::default);
+        parts.iter().for_each(|p| buf.push_slice(p));
+        self.send_buffered += total;
+        self.schedule_send(id);
+        Ok(true)
     }
 
     /// `Ready` once every byte written so far has been framed for the transport.

@@ -192,14 +192,30 @@ impl<C: Codec> CallSender<C> {
         }
         let head = record_header(Kind::Message, body.len());
         let parts: [&[u8]; 2] = [&head, &body];
-        let result = tokio::select! {
-            biased;
-            _ = sleep_until(self.deadline) => {
-                let status = Status::deadline_exceeded("deadline exceeded");
-                self.writer.reset(reset_code(Code::DeadlineExceeded), status);
-                return Err(SendError::Ended);
+        let expired = self.deadline.is_some_and(|d| Instant::now() >= d);
+        let result = match self.writer.try_write_now(&parts) {
+            // Room in the send buffer: no timer, no future (the common case).
+            Some(r) if !expired => r,
+            // Waiting for room: boxed, so the common case's future stays small.
+            _ => {
+                let (writer, deadline) = (&self.writer, self.deadline);
+                let wait = Box::pin(async move {
+                    tokio::select! {
+                        biased;
+                        _ = sleep_until(deadline) => {
+                            let status = Status::deadline_exceeded("deadline exceeded");
+                            writer.reset(reset_code(Code::DeadlineExceeded), status);
+                            Err(None)
+                        }
+                        r = writer.write(&parts) => r.map_err(Some),
+                    }
+                });
+                match wait.await {
+                    Ok(()) => Ok(()),
+                    Err(None) => return Err(SendError::Ended),
+                    Err(Some(e)) => Err(e),
+                }
             }
-            r = self.writer.write(&parts) => r,
         };
         result.map_err(|e| {
             if let WriteError::Busy = e {
@@ -313,16 +329,31 @@ impl<C: Codec> CallReceiver<C> {
     /// Reads and handles one record. Returns a MESSAGE body; everything else updates state.
     /// Cancel-safe: all progress lives in `self`.
     async fn step(&mut self) -> Option<Bytes> {
-        let rec = tokio::select! {
-            biased;
-            _ = sleep_until(self.deadline) => {
-                match self.trailers_seen.take() {
-                    Some((status, md)) => self.finish(status, md),
-                    None => self.fail_local(Status::deadline_exceeded("deadline exceeded")),
+        let expired = self.deadline.is_some_and(|d| Instant::now() >= d);
+        let rec = match self.reader.try_next() {
+            // A record already buffered: no timer, no future (the common case).
+            Some(rec) if !expired => rec,
+            // Waiting for the server: boxed, so the common case's future stays small.
+            _ => {
+                let (reader, deadline) = (&mut self.reader, self.deadline);
+                let wait = Box::pin(async move {
+                    tokio::select! {
+                        biased;
+                        _ = sleep_until(deadline) => None,
+                        r = reader.next() => Some(r),
+                    }
+                });
+                match wait.await {
+                    Some(rec) => rec,
+                    None => {
+                        match self.trailers_seen.take() {
+                            Some((status, md)) => self.finish(status, md),
+                            None => self.fail_local(Status::deadline_exceeded("deadline exceeded")),
+                        }
+                        return None;
+                    }
                 }
-                return None;
             }
-            r = self.reader.next() => r,
         };
         if let Some((status, md)) = self.trailers_seen.take() {
             match rec {

@@ -98,6 +98,17 @@ impl RecordReader {
         }
     }
 
+    /// The next record if it can be had without waiting (`None`: [`RecordReader::next`]
+    /// would wait for bytes).
+    pub(crate) fn try_next(&mut self) -> Option<Result<Option<Record>, ReadError>> {
+        match self.decoder.next_record() {
+            Ok(Some(rec)) => Some(Ok(Some(rec))),
+            Err(e) => Some(Err(ReadError::Wire(e))),
+            Ok(None) if self.eof => Some(Ok(None)),
+            Ok(None) => None,
+        }
+    }
+
     /// The next record; `Ok(None)` at the peer's FIN on a record boundary.
     pub(crate) async fn next(&mut self) -> Result<Option<Record>, ReadError> {
         loop {
@@ -199,9 +210,37 @@ impl RecordWriter {
         }
     }
 
+    /// Writes a small record (`parts` back to back, at most [`COALESCE_MAX`] bytes) at once
+    /// if the stream's send buffer has room: one lock each, no copy but into the stream's
+    /// buffer. `None` when it has to wait (or is large): use [`RecordWriter::write`].
+    pub(crate) fn try_write_now(&self, parts: &[&[u8]]) -> Option<Result<(), WriteError>> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > COALESCE_MAX {
+            return None;
+        }
+        let mut w = self.inner.lock();
+        if let Err(e) = w.check() {
+            return Some(Err(e));
+        }
+        if w.busy {
+            return Some(Err(WriteError::Busy));
+        }
+        match w.stream.try_write_all(parts) {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => None,
+            Err(e) => {
+                w.state = State::Broken(e.clone());
+                Some(Err(WriteError::Stream(e)))
+            }
+        }
+    }
+
     /// Writes `parts` back to back as one unit. Returns once every byte is queued in the
     /// stream (waiting for flow control), not when the peer has it.
     pub(crate) async fn write(&self, parts: &[&[u8]]) -> Result<(), WriteError> {
+        if let Some(done) = self.try_write_now(parts) {
+            return done;
+        }
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let join = parts.len() > 1 && total <= COALESCE_MAX;
         let scratch = {

@@ -256,9 +256,18 @@ impl<C: Codec> ServerStream<C> {
         }
         let head = record_header(Kind::Message, body.len());
         let call = &self.call;
-        let result = match call.take_header()? {
-            Some((hh, hb)) => call.writer.write(&[&hh, &hb, &head, &body]).await,
-            None => call.writer.write(&[&head, &body]).await,
+        let header = call.take_header()?;
+        let with_header: [&[u8]; 4];
+        let parts: &[&[u8]] = match &header {
+            Some((hh, hb)) => {
+                with_header = [hh, hb, &head, &body];
+                &with_header
+            }
+            None => &[&head, &body],
+        };
+        let result = match call.writer.try_write_now(parts) {
+            Some(done) => done, // room in the send buffer: no future (the common case)
+            None => Box::pin(call.writer.write(parts)).await, // boxed: keeps this future small
         };
         result.map_err(|e| call.write_error(e))
     }
@@ -270,7 +279,11 @@ impl<C: Codec> ServerStream<C> {
         if let Some(end) = &self.recv_end {
             return end.clone().map(|()| None);
         }
-        let status = match self.reader.next().await {
+        let rec = match self.reader.try_next() {
+            Some(rec) => rec, // already buffered: no future (the common case)
+            None => Box::pin(self.reader.next()).await, // boxed: keeps this future small
+        };
+        let status = match rec {
             Ok(Some(Record {
                 kind: Kind::Message,
                 body,

@@ -174,7 +174,7 @@ impl RecordDecoder {
         if self.buffered - RECORD_HEADER_LEN < len {
             return Ok(None);
         }
-        self.take(RECORD_HEADER_LEN);
+        self.skip(RECORD_HEADER_LEN);
         let body = self.take(len);
         Ok(Some(Record { kind, body }))
     }
@@ -185,6 +185,20 @@ impl RecordDecoder {
             Ok(())
         } else {
             Err(WireError::Truncated)
+        }
+    }
+
+    /// Drops the first `n` buffered bytes (`n <= buffered`): no reference-count traffic.
+    fn skip(&mut self, mut n: usize) {
+        self.buffered -= n;
+        while n > 0 {
+            let front = self.chunks.front_mut().expect("n <= buffered");
+            if front.len() > n {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.chunks.pop_front();
         }
     }
 

@@ -147,6 +147,12 @@ impl SendStream {
         Ok(())
     }
 
+    /// Queues all of `parts` at once if the send buffers have room for every byte, else
+    /// nothing (`Ok(false)`); never waits. The RPC layer's fast path for small records.
+    pub(crate) fn try_write_all(&mut self, parts: &[&[u8]]) -> Result<bool, Error> {
+        self.shared.with(|core| core.try_write_all(self.id, parts))
+    }
+
     /// Sends FIN after the bytes queued so far (half-close). Idempotent.
     pub fn finish(&mut self) -> Result<(), Error> {
         self.shared.with(|core| core.finish(self.id))
