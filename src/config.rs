@@ -18,11 +18,13 @@ use crate::frame::{Preface, MAX_FRAME_PAYLOAD_LIMIT, MAX_WINDOW, MIN_FRAME_PAYLO
 pub struct Config {
     /// Receive window each new stream starts with (spec §7.1). Default 256 KiB.
     pub initial_stream_window: u32,
-    /// Largest receive window a stream grows to when its reader keeps up (spec §7.4).
-    /// Default 4 MiB.
+    /// Largest receive window a stream grows to when its reader keeps up (spec §7.4); all
+    /// streams' growth together stays within `session_window - 16 × initial_stream_window`.
+    /// Default 32 MiB.
     pub max_stream_window: u32,
-    /// Session receive window: all streams' unread bytes together (spec §7.2). Must be at
-    /// least 16 × `max_stream_window` so stalled streams can't starve the rest. Default 64 MiB.
+    /// Session receive window: all streams' unread bytes together, so the bound on memory
+    /// buffered per session (spec §7.2). Must be at least 16 × `initial_stream_window` so
+    /// stalled streams can't starve the rest (§7.5). Default 64 MiB.
     pub session_window: u32,
     /// Inbound streams open at once; more are refused with `REFUSED_STREAM` (spec §6).
     /// Default 32,768.
@@ -67,7 +69,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             initial_stream_window: 256 * 1024,
-            max_stream_window: 4 * 1024 * 1024,
+            max_stream_window: 32 * 1024 * 1024,
             session_window: 64 * 1024 * 1024,
             max_inbound_streams: 32_768,
             max_outbound_streams: 32_768,
@@ -110,8 +112,12 @@ impl Config {
             "session_window must be <= 2^31-1",
         )?;
         check(
-            self.session_window as u64 >= 16 * self.max_stream_window as u64,
-            "session_window must be >= 16 * max_stream_window (spec §7.5)",
+            self.max_stream_window <= MAX_WINDOW,
+            "max_stream_window must be <= 2^31-1",
+        )?;
+        check(
+            self.session_window as u64 >= 16 * self.initial_stream_window as u64,
+            "session_window must be >= 16 * initial_stream_window (spec §7.5)",
         )?;
         check(
             self.max_inbound_streams >= 1,

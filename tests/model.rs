@@ -160,7 +160,10 @@ fn op() -> impl Strategy<Value = Op> {
 fn config() -> impl Strategy<Value = Config> {
     (
         prop_oneof![(0u32..=6).prop_map(|k| 1024 << k), 1024u32..=65536], // initial window
-        prop_oneof![Just(1u32), Just(2), Just(3), Just(4), Just(16)],     // max window: initial * m
+        (
+            prop_oneof![Just(1u32), Just(2), Just(3), Just(4), Just(16)], // max window: initial * m
+            prop_oneof![Just(0u32), Just(1), Just(3), Just(1024)], // growth budget: initial * g
+        ),
         prop_oneof![Just(1024u32), Just(4096), Just(16 * 1024), Just(64 * 1024)],
         1u32..=8,  // accept backlog
         1u32..=20, // max inbound streams
@@ -170,12 +173,13 @@ fn config() -> impl Strategy<Value = Config> {
         prop_oneof![1u32..=4, Just(4096)], // closed-stream memory
     )
         .prop_map(
-            |(isw, m, mfp, backlog, inbound, outbound, ssb, tight, memory)| {
+            |(isw, (m, g), mfp, backlog, inbound, outbound, ssb, tight, memory)| {
                 let max = isw * m;
                 Config {
                     initial_stream_window: isw,
                     max_stream_window: max,
-                    session_window: 16 * max,
+                    // A budget of none, one or three windows' growth, or more than the caps use.
+                    session_window: (16 + g).saturating_mul(isw).min(braid::frame::MAX_WINDOW),
                     max_inbound_streams: inbound,
                     max_outbound_streams: outbound,
                     accept_backlog: backlog,
@@ -412,8 +416,10 @@ impl Run {
             );
             prop_assert!(stats.send_buffered <= cfg.session_send_buffer as usize);
             let mut sum = 0;
+            let mut growth = 0u64;
             for &id in self.model.streams.keys() {
                 if let Some((buffered, size)) = core.stream_recv_state(id) {
+                    growth += u64::from(size - cfg.initial_stream_window);
                     prop_assert!(
                         buffered <= size as usize,
                         "{:?} stream {}: {} buffered > window {}",
@@ -434,6 +440,16 @@ impl Run {
                     sum += buffered;
                 }
             }
+            let budget = u64::from(cfg.session_window)
+                .saturating_sub(16 * u64::from(cfg.initial_stream_window));
+            prop_assert!(
+                growth <= core.window_growth() && core.window_growth() <= budget,
+                "{:?}: window growth {} (counted {}) over the budget {} (spec §7.4)",
+                end,
+                growth,
+                core.window_growth(),
+                budget
+            );
             prop_assert_eq!(
                 sum,
                 stats.recv_buffered,

@@ -365,3 +365,67 @@ async fn dropping_the_driver_fails_pending_operations() {
     assert!(err.to_string().contains("driver was dropped"), "{err}");
     assert!(client.open().await.is_err());
 }
+
+/// A session over a pipe whose writes now fail (reads still work), with one open stream
+/// acknowledged by nobody yet, on which a write has just failed.
+async fn stream_whose_next_write_fails() -> (Session, RawPeer, Stream) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (a, fault) = FaultyIo::new(a);
+    let session = Session::client(a, quiet_config()).unwrap();
+    let mut peer = RawPeer::new(b);
+    peer.handshake().await;
+    let mut stream = session.open().await.unwrap();
+    stream.write_all(b"request").await.unwrap();
+    expect_syns(&mut peer, 1).await;
+    fault.trigger_writes();
+    stream.write_all(b"more").await.unwrap(); // queued; writing it to the transport fails
+    support::until("a write failed", || fault.failed_writes() > 0).await;
+    (session, peer, stream)
+}
+
+/// The peer answered and closed at once (as a server turning a request down does): our next
+/// write fails, but the answer and its FIN are still in the transport. The session reads them
+/// before failing (spec §8.3): the stream delivers every byte and its end, then the session
+/// ends with an error.
+#[tokio::test(start_paused = true)]
+async fn an_answer_sent_before_the_peer_closed_survives_our_failed_write() {
+    let (session, mut peer, mut stream) = stream_whose_next_write_fails().await;
+    peer.send(raw::data(1, Flags::ACK.union(Flags::FIN), b"the answer"))
+        .await;
+    drop(peer);
+
+    let mut answer = Vec::new();
+    support::guard("the answer", stream.read_to_end(&mut answer))
+        .await
+        .expect("the finished direction keeps its bytes");
+    assert_eq!(answer, b"the answer");
+    support::guard("session end", async {
+        while session.closed_reason().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(session.open().await.is_err());
+}
+
+/// Reading on after a failed write is bounded: a peer that neither sends nor closes leaves
+/// the session failing with the write error a second later (paused clock), every pending read
+/// with it.
+#[tokio::test(start_paused = true)]
+async fn a_failed_write_fails_the_session_within_the_drain_time() {
+    let (session, peer, mut stream) = stream_whose_next_write_fails().await;
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 8];
+    let err = support::guard("read fails", stream.read(&mut buf))
+        .await
+        .expect_err("the session failed");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited <= Duration::from_secs(2),
+        "failed after {waited:?}"
+    );
+    let reason = session.closed_reason().expect("the session ended");
+    assert_transport_error(&reason, &[io::ErrorKind::BrokenPipe]);
+    assert!(support::braid_err(&err).is_some(), "{err:?}");
+    drop(peer);
+}

@@ -100,7 +100,9 @@ async fn pipelined_streams_behind_a_wrong_token_never_reach_the_target() {
     auth.write_all(&wire::encode_auth(b"wrong-token-wrong-token").unwrap())
         .await
         .unwrap();
-    auth.finish().unwrap();
+    // The server may already have judged the token and closed the session: then finishing
+    // fails, and the status is still readable below.
+    let _ = auth.finish();
     let mut forwards = Vec::new();
     for _ in 0..5 {
         forwards.extend(pipelined_forward(&session, target.addr).await);

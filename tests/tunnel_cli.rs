@@ -87,7 +87,7 @@ fn inconsistent_limits_are_refused() {
         "0.0.0.0:7000",
         "--token-file",
         "t",
-        "--stream-window",
+        "--initial-stream-window",
         "8MiB",
     ]);
     let Command::Server(args) = cli.command else {

@@ -103,8 +103,8 @@ pub struct CommonArgs {
     /// Largest receive window of one stream (braid max_stream_window).
     #[arg(long, value_name = "BYTES", default_value_t = ByteSize(Config::default().max_stream_window))]
     pub stream_window: ByteSize,
-    /// Receive window of the whole session; at least 16 × --stream-window (braid
-    /// session_window).
+    /// Receive window of the whole session, the bound on memory buffered per tunnel; at
+    /// least 16 × --initial-stream-window (braid session_window).
     #[arg(long, value_name = "BYTES", default_value_t = ByteSize(Config::default().session_window))]
     pub session_window: ByteSize,
     /// Seconds between keepalive PINGs on a quiet tunnel; 0 turns keepalive off.

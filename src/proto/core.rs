@@ -141,6 +141,9 @@ pub struct Core {
     pub(crate) session_recv: RecvWindow,
     pub(crate) recv_buffered: usize,
     pub(crate) send_buffered: usize,
+    /// Receive-window growth of all streams in the map together, within the growth budget
+    /// `session_window - 16 * initial_stream_window` (spec §7.4, §7.5).
+    pub(crate) window_growth: u64,
     pub(crate) closed: RecentlyClosed,
     pub(crate) open_timers: VecDeque<(Instant, u32)>,
     pub(crate) linger_timers: VecDeque<(Instant, u32)>,
@@ -203,6 +206,7 @@ impl Core {
             session_recv,
             recv_buffered: 0,
             send_buffered: 0,
+            window_growth: 0,
             closed,
             open_timers: VecDeque::new(),
             linger_timers: VecDeque::new(),
@@ -282,6 +286,12 @@ impl Core {
             unaccepted_resets: self.unaccepted_resets,
             empty_frames: self.empty_frames,
         }
+    }
+
+    /// All streams' receive-window growth above the initial window together (spec §7.4); at
+    /// most `session_window - 16 × initial_stream_window`.
+    pub fn window_growth(&self) -> u64 {
+        self.window_growth
     }
 
     /// Receive-side view of one stream: (bytes buffered, window size). For tests and stats.
@@ -599,6 +609,9 @@ impl Core {
         let in_backlog = !local && !stream.accepted;
         if !stream.live && stream.handles == 0 && !in_backlog {
             let stream = self.streams.remove(&id).expect("present");
+            // Its growth returns to the budget (spec §7.4).
+            self.window_growth -=
+                u64::from(stream.recv_window.size - self.config.initial_stream_window);
             let dropped = stream.recv_buffered();
             self.recv_buffered -= dropped;
             self.bytes_consumed(dropped);

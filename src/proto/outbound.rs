@@ -127,9 +127,18 @@ impl Core {
         }
     }
 
+    /// How far all stream windows together may grow above the initial window (spec §7.4):
+    /// with at most 15 streams stalled, at least one initial window of session credit stays
+    /// free (§7.5).
+    pub(crate) fn growth_budget(&self) -> u64 {
+        let c = &self.config;
+        u64::from(c.session_window).saturating_sub(16 * u64::from(c.initial_stream_window))
+    }
+
     fn push_stream_updates(&mut self, now: Instant, tx: &mut Transmit) {
         let rtt = self.ping.rtt;
         let max_window = self.config.max_stream_window;
+        let budget = self.growth_budget();
         while let Some(id) = self.update_queue.pop_front() {
             let Some(stream) = self.streams.get_mut(&id) else {
                 continue;
@@ -140,12 +149,19 @@ impl Core {
             }
             // Auto-tuning (spec §7.4): the reader drained a window's worth within two round
             // trips, so the window, not the reader, limits throughput: double it, up to the
-            // cap. The session window (>= 16x the cap) bounds the total.
+            // cap and within what is left of the session's growth budget (§7.5).
             let w = &mut stream.recv_window;
             if let (Some(rtt), Some(last)) = (rtt, stream.last_grant) {
                 if w.size < max_window && now.saturating_duration_since(last) < rtt * 2 {
-                    let extra = w.size.min(max_window - w.size);
-                    w.grow(extra);
+                    let left = budget.saturating_sub(self.window_growth);
+                    let extra = w
+                        .size
+                        .min(max_window - w.size)
+                        .min(left.min(u32::MAX as u64) as u32);
+                    if extra > 0 {
+                        w.grow(extra);
+                        self.window_growth += u64::from(extra);
+                    }
                 }
             }
             if let Some(increment) = w.take_update(true) {

@@ -29,6 +29,9 @@ use crate::{
 
 /// Bytes read per transport read.
 const READ_CHUNK: usize = 128 * 1024;
+/// After a write fails, input is still read for up to this long (or until it ends) before
+/// the session fails, so what the peer sent before closing is delivered (spec §8.3).
+const WRITE_FAILURE_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Loop turns before the driver yields to the scheduler. Measured: 32 turns (each up to a
 /// 512 KiB write batch) let a busy driver hog a worker and doubled CPU per GiB on a shared
 /// runtime; 1 turn cost round-trip latency; 4 is best of those on bulk, msgs and pingpong.
@@ -49,6 +52,8 @@ pub struct Driver<T> {
     timer: Pin<Box<Sleep>>,
     write_timeout: std::time::Duration,
     wakers: Vec<Waker>,
+    /// A write failed: the error, and until when input is still read (spec §8.3).
+    write_failed: Option<(std::io::Error, Instant)>,
     done: bool,
 }
 
@@ -72,6 +77,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             write_timeout: config.write_timeout,
             wakers: Vec::new(),
+            write_failed: None,
             done: false,
         }
     }
@@ -208,20 +214,31 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             return Poll::Ready(true);
         }
 
-        match writer.write(cx, now) {
-            Ok(Written::Drained { wrote } | Written::Blocked { wrote }) => progress |= wrote,
-            Err(err) => {
-                let mut inner = shared.inner.lock();
-                inner.core.transport_failed(err);
-                inner.core.drain_wakers(&mut self.wakers);
-                progress = true;
-            }
+        let (Written::Drained { wrote } | Written::Blocked { wrote }) = writer.write(cx, now);
+        progress |= wrote;
+        if let Some(err) = writer.take_failure() {
+            // Spec §8.3: a peer that closed after sending a GOAWAY, a status or a FIN makes our
+            // writes fail, but its bytes are still in the socket: read them before failing.
+            self.write_failed = Some((err, now + WRITE_FAILURE_DRAIN));
+            progress = true;
+        }
+        if self
+            .write_failed
+            .as_ref()
+            .is_some_and(|(_, until)| self.read_closed || *until <= now)
+        {
+            let (err, _) = self.write_failed.take().expect("checked");
+            let mut inner = shared.inner.lock();
+            inner.core.transport_failed(err);
+            inner.core.drain_wakers(&mut self.wakers);
+            progress = true;
         }
 
         let write_deadline = writer.stalled_since.map(|t| t + self.write_timeout);
         if write_deadline.is_some_and(|t| t <= now) {
             // The peer stopped reading: give up on the bytes, fail the session.
             writer.fail(std::io::ErrorKind::TimedOut.into());
+            let _ = writer.take_failure(); // the core fails with the timeout itself
             let mut inner = shared.inner.lock();
             inner.core.timed_out(TimeoutKind::Write);
             inner.core.drain_wakers(&mut self.wakers);
@@ -232,7 +249,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         }
         drop(writer);
         self.wake_all();
-        let next = [deadline, write_deadline].into_iter().flatten().min();
+        let drain_deadline = self.write_failed.as_ref().map(|(_, until)| *until);
+        let next = [deadline, write_deadline, drain_deadline]
+            .into_iter()
+            .flatten()
+            .min();
         if let Some(at) = next {
             let at = tokio::time::Instant::from_std(at);
             if self.timer.deadline() != at {

@@ -68,16 +68,10 @@ impl Shared {
         let mut hand_to_driver = false;
         if queued {
             let mut cx = Context::from_waker(Waker::noop());
-            match writer.write(&mut cx, now) {
-                Ok(Written::Drained { .. }) => {}
-                Ok(Written::Blocked { .. }) => hand_to_driver = true,
-                Err(err) => {
-                    let mut inner = self.inner.lock();
-                    inner.core.transport_failed(err);
-                    wakers.append(&mut inner.core.take_wakers());
-                    hand_to_driver = true;
-                }
-            }
+            // Blocked: the driver waits for writability. Failed: the driver decides when the
+            // session fails (after reading what the peer sent before it closed).
+            hand_to_driver = matches!(writer.write(&mut cx, now), Written::Blocked { .. })
+                || writer.has_failure();
         }
         drop(writer);
         if hand_to_driver {

@@ -40,6 +40,10 @@ pub(crate) struct Writer {
     written: u64,
     /// `written` once the last forced reply (PING reply, refusal) handed to `tx` is out.
     forced_until: u64,
+    /// The transport failed a write: later bytes are dropped unwritten.
+    dead: bool,
+    /// That failure, until the driver takes it ([`Writer::take_failure`]).
+    failure: Option<io::Error>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -59,6 +63,8 @@ impl Writer {
             stalled_since: None,
             written: 0,
             forced_until: 0,
+            dead: false,
+            failure: None,
         }
     }
 
@@ -78,8 +84,34 @@ impl Writer {
     }
 
     /// Writes queued bytes until the transport blocks or the queue is empty, then flushes.
-    /// On an error the queue is dropped and the error returned.
-    pub(crate) fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> io::Result<Written> {
+    /// On an error the queue is dropped, the writer is dead (it drops what is queued later)
+    /// and the error waits in [`Writer::take_failure`] for the driver, which decides when the
+    /// session fails (spec §8.3: input the peer sent before closing is still read).
+    pub(crate) fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> Written {
+        match self.try_write(cx, now) {
+            Ok(written) => written,
+            Err(err) => {
+                self.fail(err);
+                Written::Drained { wrote: false }
+            }
+        }
+    }
+
+    /// The write failure not yet handed to the driver.
+    pub(crate) fn take_failure(&mut self) -> Option<io::Error> {
+        self.failure.take()
+    }
+
+    /// Whether a failure is waiting for the driver.
+    pub(crate) fn has_failure(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    fn try_write(&mut self, cx: &mut Context<'_>, now: Instant) -> io::Result<Written> {
+        if self.dead {
+            self.tx = Transmit::default();
+            return Ok(Written::Drained { wrote: false });
+        }
         let mut wrote = false;
         while !self.tx.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -95,20 +127,20 @@ impl Writer {
                     self.stalled_since.get_or_insert(now);
                     return Ok(Written::Blocked { wrote });
                 }
-                Poll::Ready(Ok(0)) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.tx.advance(n);
                     self.written += n as u64;
                     self.stalled_since = None;
                     wrote = true;
                 }
-                Poll::Ready(Err(err)) => return Err(self.fail(err)),
+                Poll::Ready(Err(err)) => return Err(err),
             }
         }
         if wrote {
             // Transports that buffer (TLS, BufWriter) need a flush.
             match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Err(err)) => return Err(self.fail(err)),
+                Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => return Ok(Written::Blocked { wrote }),
                 Poll::Ready(Ok(())) => {}
             }
@@ -116,11 +148,14 @@ impl Writer {
         Ok(Written::Drained { wrote })
     }
 
-    /// Drops the queue (the transport is gone or timed out).
-    pub(crate) fn fail(&mut self, err: io::Error) -> io::Error {
+    /// Drops the queue and everything queued later (the transport is gone or timed out).
+    pub(crate) fn fail(&mut self, err: io::Error) {
         self.tx = Transmit::default();
         self.stalled_since = None;
-        err
+        if !self.dead {
+            self.dead = true;
+            self.failure = Some(err);
+        }
     }
 
     pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -6,7 +6,7 @@ use std::{
     io,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     task::{Context, Poll},
@@ -18,12 +18,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Default)]
 struct State {
     failed: AtomicBool,
+    /// Only writes fail (`BrokenPipe`), as after the peer closed its socket.
+    writes_failed: AtomicBool,
+    /// Writes that failed so far.
+    failed_writes: AtomicUsize,
     reader: AtomicWaker,
     writer: AtomicWaker,
 }
 
 /// Wraps `T`; once [`Fault::trigger`] runs, every read and write fails with an error of
-/// kind `ConnectionReset` (and tasks waiting on the pipe are woken to see it).
+/// kind `ConnectionReset` (after [`Fault::trigger_writes`], only writes fail) (and tasks waiting on the pipe are woken to see it).
 pub struct FaultyIo<T> {
     inner: T,
     state: Arc<State>,
@@ -39,6 +43,20 @@ impl Fault {
         self.0.failed.store(true, Ordering::SeqCst);
         self.0.reader.wake();
         self.0.writer.wake();
+    }
+}
+
+impl Fault {
+    /// From now on every write fails with `BrokenPipe`; reads still work, as when the peer
+    /// closed its socket after sending something.
+    pub fn trigger_writes(&self) {
+        self.0.writes_failed.store(true, Ordering::SeqCst);
+        self.0.writer.wake();
+    }
+
+    /// How many writes have failed.
+    pub fn failed_writes(&self) -> usize {
+        self.0.failed_writes.load(Ordering::SeqCst)
     }
 }
 
@@ -66,6 +84,22 @@ impl<T> FaultyIo<T> {
     }
 }
 
+impl<T> FaultyIo<T> {
+    fn check_write(&self) -> io::Result<()> {
+        let result = match self.check() {
+            Ok(()) if self.state.writes_failed.load(Ordering::SeqCst) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "injected write fault",
+            )),
+            other => other,
+        };
+        if result.is_err() {
+            self.state.failed_writes.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for FaultyIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -87,13 +121,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FaultyIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.state.writer.register(cx.waker());
-        this.check()?;
+        this.check_write()?;
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.check()?;
+        this.check_write()?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
