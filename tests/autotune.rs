@@ -91,3 +91,12 @@ fn window_stays_put_when_the_reader_is_slow() {
     let (_, window) = run(config.clone(), 12, 16 * 1024);
     assert_eq!(window, config.initial_stream_window);
 }
+
+#[test]
+fn window_reaches_the_cap_within_four_round_trips() {
+    // A long link's transfer is over in a few round trips: growth must not take seven
+    // doublings (256 KiB -> 32 MiB) to get there.
+    let config = Config::default();
+    let (_, window) = run(config.clone(), 4, usize::MAX);
+    assert_eq!(window, config.max_stream_window);
+}
