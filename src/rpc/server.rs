@@ -1,10 +1,13 @@
 //! [`Server`]: accepts a session's streams, reads each call's head, routes it by method to
-//! a handler running in its own task, and turns the handler's result (or panic) into the
+//! a handler running in the call's own task, and turns the handler's result (or panic) into the
 //! call's status.
 
-use std::{any::Any, collections::HashMap, fmt, future::Future, sync::Arc, time::Duration};
+use std::{
+    any::Any, collections::HashMap, fmt, future::Future, panic::AssertUnwindSafe, sync::Arc,
+    time::Duration,
+};
 
-use futures::future::BoxFuture;
+use futures::{future::BoxFuture, FutureExt};
 use tokio::time::Instant;
 
 use super::{
@@ -34,11 +37,13 @@ type Handler = dyn Fn(Parts) -> BoxFuture<'static, Result<(), Status>> + Send + 
 
 /// Routes calls by method path to async handlers.
 ///
-/// Each call runs its handler in a task of its own. The handler's `Ok(())` becomes status
-/// OK, `Err(status)` that status; a panicking handler ends the call with `Internal`, an
-/// aborted one with `Cancelled`. An unknown method gets `Unimplemented`. When the client's
-/// deadline passes, the stream is reset and the handler's stream operations fail with
-/// `DeadlineExceeded` (the handler task itself is left to return).
+/// Each call runs in a task of its own, which reads the request head and then runs the
+/// handler. The handler's `Ok(())` becomes status OK, `Err(status)` that status; a panicking
+/// handler ends the call with `Internal`; a call whose task is dropped (the runtime shuts
+/// down) is reset with `CANCEL`, which the client reports as `Cancelled`. An unknown method
+/// gets `Unimplemented`. When the client's deadline passes, the stream is reset and the
+/// handler's stream operations fail with `DeadlineExceeded` (the handler itself is left to
+/// return).
 ///
 /// ```no_run
 /// use braid::rpc::{Server, ServerStream};
@@ -177,9 +182,16 @@ async fn run_call(server: Server, stream: Stream) {
     };
     let mut reader = RecordReader::new(recv, limits);
     let writer = RecordWriter::new(send);
-    let Ok(first) = tokio::time::timeout(server.head_timeout, reader.next()).await else {
-        let status = Status::deadline_exceeded("the request head did not arrive in time");
-        return reject(reader, writer, status).await;
+    // The head usually came with the SYN: then no timer is needed to wait for it.
+    let first = match reader.try_next() {
+        Some(first) => first,
+        None => match tokio::time::timeout(server.head_timeout, reader.next()).await {
+            Ok(first) => first,
+            Err(_) => {
+                let status = Status::deadline_exceeded("the request head did not arrive in time");
+                return reject(reader, writer, status).await;
+            }
+        },
     };
     let head = match first {
         Ok(Some(Record {
@@ -215,24 +227,28 @@ async fn run_call(server: Server, stream: Stream) {
         head,
         deadline,
     };
-    let mut task = tokio::spawn(handler(parts));
-    let finish = async {
-        let status = match (&mut task).await {
-            Ok(Ok(())) => Status::ok(),
-            Ok(Err(status)) => status,
-            Err(e) if e.is_panic() => Status::internal(format!(
-                "handler panicked: {}",
-                panic_message(e.into_panic())
-            )),
-            Err(_) => Status::cancelled("handler task was cancelled"),
-        };
-        call.end(status).await;
-    };
-    tokio::select! {
+    // The handler runs in this task (no spawn and no wake-up between the head and the
+    // handler, nor between its return and the status); a panic is caught and reported.
+    let mut handler = AssertUnwindSafe(handler(parts)).catch_unwind();
+    let outcome = tokio::select! {
         biased;
-        _ = finish => call.cleanup(),
-        _ = sleep_until(deadline) => call.expire(),
-    }
+        outcome = &mut handler => Some(outcome),
+        _ = sleep_until(deadline) => None,
+    };
+    let Some(outcome) = outcome else {
+        // Deadline: reset the stream; the handler's stream operations now fail, and it is
+        // left to return.
+        call.expire();
+        let _ = handler.await;
+        return;
+    };
+    let status = match outcome {
+        Ok(Ok(())) => Status::ok(),
+        Ok(Err(status)) => status,
+        Err(panic) => Status::internal(format!("handler panicked: {}", panic_message(panic))),
+    };
+    call.end(status).await;
+    call.cleanup();
 }
 
 /// Ends a call that never reached a handler: trailers only, then FIN.
