@@ -128,7 +128,7 @@ fn core_pair(streams: usize, msgs: usize, size: usize) {
         }
         sent += 1;
         pump(&mut client, &mut server, &mut tc, &mut ds, &mut fs, now);
-        while let std::task::Poll::Ready(Ok(_)) = server.poll_accept(w) {}
+        while let std::task::Poll::Ready(Ok(_)) = server.poll_accept(now, w) {}
         for &id in &ids {
             while let std::task::Poll::Ready(Ok(n)) = server.poll_read(id, w, &mut buf) {
                 if n == 0 {

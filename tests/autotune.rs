@@ -54,7 +54,7 @@ fn run(config: Config, rtts: usize, read_per_step: usize) -> (usize, u32) {
         }
         half_rtt(&mut p);
         if !accepted {
-            accepted = matches!(p.core(End::Server).poll_accept(waker()), Poll::Ready(Ok(_)));
+            accepted = matches!(p.poll_accept(End::Server), Poll::Ready(Ok(_)));
         }
         let mut read = 0;
         while read < read_per_step {

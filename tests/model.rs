@@ -576,7 +576,7 @@ impl Run {
                 }
             }
             Op::Accept(end) => {
-                if let Poll::Ready(r) = self.pair.core(*end).poll_accept(waker()) {
+                if let Poll::Ready(r) = self.pair.poll_accept(*end) {
                     let id =
                         r.map_err(|e| TestCaseError::fail(format!("{end:?} accept failed: {e}")))?;
                     self.accepted(*end, id)?;
@@ -813,7 +813,7 @@ impl Run {
             self.sync()?;
             let mut progress = false;
             for end in End::BOTH {
-                while let Poll::Ready(r) = self.pair.core(end).poll_accept(waker()) {
+                while let Poll::Ready(r) = self.pair.poll_accept(end) {
                     let id =
                         r.map_err(|e| TestCaseError::fail(format!("{end:?} accept failed: {e}")))?;
                     self.accepted(end, id)?;
@@ -901,7 +901,7 @@ fn harness_moves_a_stream_each_way() {
     }
     pair.core(End::Client).finish(id).unwrap();
     pair.deliver_all();
-    let Poll::Ready(Ok(sid)) = pair.core(End::Server).poll_accept(waker()) else {
+    let Poll::Ready(Ok(sid)) = pair.poll_accept(End::Server) else {
         panic!("accept")
     };
     assert_eq!(sid, id);
@@ -957,7 +957,7 @@ fn try_write_all_queues_whole_records_or_nothing() {
             Poll::Ready(Ok(0)) => break,
             Poll::Ready(Ok(n)) => got.extend_from_slice(&chunk[..n]),
             Poll::Pending => {
-                let _ = pair.core(End::Server).poll_accept(waker());
+                let _ = pair.poll_accept(End::Server);
             }
             Poll::Ready(Err(e)) => panic!("{e}"),
         }
@@ -990,7 +990,7 @@ fn open(pair: &mut Pair, end: End) -> u32 {
 }
 
 fn accept(pair: &mut Pair, end: End) -> u32 {
-    match pair.core(end).poll_accept(waker()) {
+    match pair.poll_accept(end) {
         Poll::Ready(Ok(id)) => id,
         other => panic!("accept: {other:?}"),
     }

@@ -26,6 +26,17 @@ async fn stream_pair(client: &Session, server: &Session) -> (Stream, Stream) {
     (c, s)
 }
 
+/// Waits (on the paused clock) until the server's ACK of every open has arrived: an accepted
+/// stream's ACK is held for up to `ACK_DELAY` to ride on a reply (spec §6.1).
+async fn acknowledged(client: &Session) {
+    support::guard("ACK", async {
+        while client.stats().unacked_opens > 0 {
+            tokio::time::sleep(braid::proto::ACK_DELAY).await;
+        }
+    })
+    .await;
+}
+
 /// The victim has a read and a write pending (no data; more than window + send buffer to
 /// write) when the other side resets: both fail with the code, by the remote side, and the
 /// resetter's own operations fail with the same code, by the local side.
@@ -204,6 +215,7 @@ async fn dropping_after_shutdown_delivers_everything_then_eof() {
 async fn dropped_stream_the_peer_never_drains_is_reset_after_linger() {
     let (client, server) = pipe();
     let (mut c, mut s) = stream_pair(&client, &server).await;
+    acknowledged(&client).await; // else the open timeout would fire first in the jump below
     c.write_all(&support::data(3, 400 * 1024)).await.unwrap();
     c.shutdown().await.unwrap();
     drop(c);

@@ -587,7 +587,7 @@ impl<'w> Harness<'w> {
                 }
             }
             Op::Accept => {
-                if let Poll::Ready(Ok(id)) = self.core.poll_accept(&waker) {
+                if let Poll::Ready(Ok(id)) = self.core.poll_accept(self.now, &waker) {
                     assert_eq!(id % 2, 1, "accepted a stream of our parity");
                     assert!(
                         self.view.peer_syns.contains(&id),
@@ -804,7 +804,7 @@ impl<'w> Harness<'w> {
 
     fn echo(&mut self) {
         let waker = self.waker.clone();
-        while let Poll::Ready(Ok(id)) = self.core.poll_accept(&waker) {
+        while let Poll::Ready(Ok(id)) = self.core.poll_accept(self.now, &waker) {
             assert!(
                 self.view.peer_syns.contains(&id),
                 "accepted {id}, never opened by the peer"

@@ -22,6 +22,11 @@ use crate::{
     frame::{ErrorCode, Frame, Preface},
 };
 
+/// How long an accepted stream's ACK may wait to ride on the application's first frame on
+/// it (spec §6.1). Short against any open timeout; long enough for a handler that answers
+/// at once.
+pub const ACK_DELAY: Duration = Duration::from_millis(1);
+
 /// Which end of the session this core is (spec §5: clients open odd ids, servers even).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -71,6 +76,8 @@ pub struct Stats {
     pub unaccepted_resets: u32,
     /// Empty frames received.
     pub empty_frames: u32,
+    /// Streams we opened whose ACK has not arrived yet (spec §6.1).
+    pub unacked_opens: u32,
 }
 
 /// A small set of wakers, deduplicated by `will_wake` (one entry per waiting task).
@@ -147,6 +154,8 @@ pub struct Core {
     pub(crate) closed: RecentlyClosed,
     pub(crate) open_timers: VecDeque<(Instant, u32)>,
     pub(crate) linger_timers: VecDeque<(Instant, u32)>,
+    /// Accepted streams whose ACK waits to ride on their first frame, until when (§6.1).
+    pub(crate) ack_timers: VecDeque<(Instant, u32)>,
     pub(crate) wake: Vec<Waker>,
     pub(crate) accept_waiters: Waiters,
     pub(crate) open_waiters: Waiters,
@@ -210,6 +219,7 @@ impl Core {
             closed,
             open_timers: VecDeque::new(),
             linger_timers: VecDeque::new(),
+            ack_timers: VecDeque::new(),
             wake: Vec::new(),
             accept_waiters: Waiters::default(),
             open_waiters: Waiters::default(),
@@ -285,6 +295,7 @@ impl Core {
             local_resets: self.local_resets,
             unaccepted_resets: self.unaccepted_resets,
             empty_frames: self.empty_frames,
+            unacked_opens: self.unacked_opens,
         }
     }
 
@@ -350,7 +361,11 @@ impl Core {
 
     /// Takes the next inbound stream from the backlog, else registers `waker`. Ends with an
     /// error once no stream can arrive any more (GOAWAY either way, or the session ended).
-    pub fn poll_accept(&mut self, waker: &Waker) -> Poll<Result<u32, Error>> {
+    ///
+    /// The stream's ACK is held for up to [`ACK_DELAY`] so that it rides on the first frame
+    /// the application sends on it (spec §6.1): a reply right after the accept then costs
+    /// one frame and one write, not two.
+    pub fn poll_accept(&mut self, now: Instant, waker: &Waker) -> Poll<Result<u32, Error>> {
         while let Some(id) = self.backlog.pop_front() {
             let Some(stream) = self.streams.get_mut(&id) else {
                 continue;
@@ -362,13 +377,16 @@ impl Core {
             let live_send = !matches!(stream.send, SendState::Done | SendState::Aborted(_));
             if live_send {
                 stream.ack_pending = true;
+                stream.ack_held = true;
             }
             // Each stream the application takes earns back one unit of the abuse allowances
             // (spec §11), so ordinary churn never trips them.
             self.local_resets = self.local_resets.saturating_sub(1);
             self.unaccepted_resets = self.unaccepted_resets.saturating_sub(1);
             if live_send {
-                self.schedule_send(id);
+                self.ack_timers.push_back((now + ACK_DELAY, id));
+                self.compact_timers();
+                self.schedule_send(id); // queued at once only if it has data or a FIN
             }
             return Poll::Ready(Ok(id));
         }

@@ -17,7 +17,7 @@ mod timers;
 mod transmit;
 mod window;
 
-pub use self::core::{Core, Role, Stats};
+pub use self::core::{Core, Role, Stats, ACK_DELAY};
 pub use transmit::Transmit;
 pub use window::{Credit, RecvWindow, WindowError};
 

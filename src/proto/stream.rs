@@ -57,6 +57,8 @@ pub(crate) struct Stream {
     pub(crate) syn_pending: bool,
     /// Inbound stream accepted by the application whose ACK is not on the wire yet.
     pub(crate) ack_pending: bool,
+    /// The pending ACK waits for the stream's first DATA or FIN, or its timer (spec §6.1).
+    pub(crate) ack_held: bool,
     /// Local stream the peer acknowledged.
     pub(crate) acked: bool,
     /// Inbound stream the application took from the backlog.
@@ -85,6 +87,7 @@ impl Stream {
             last_grant: None,
             syn_pending: false,
             ack_pending: false,
+            ack_held: false,
             acked: false,
             accepted: false,
             live: true,
@@ -130,7 +133,7 @@ impl Stream {
     /// window a byte at a time gets no tiny frames back (hostile-peer row 14, like TCP's
     /// silly-window avoidance).
     pub(crate) fn wants_send(&self, min_chunk: u32) -> bool {
-        if self.syn_pending || self.ack_pending {
+        if self.syn_pending || (self.ack_pending && !self.ack_held) {
             return true;
         }
         let buffered = self.send_buffered();

@@ -26,6 +26,7 @@ impl Core {
             keepalive,
             self.open_timers.front().map(|t| t.0),
             self.linger_timers.front().map(|t| t.0),
+            self.ack_timers.front().map(|t| t.0),
         ]
         .into_iter()
         .flatten()
@@ -73,6 +74,19 @@ impl Core {
                 self.reset_stream(id, ErrorCode::TIMEOUT, Error::Timeout(TimeoutKind::Open));
             }
         }
+        while let Some(&(at, id)) = self.ack_timers.front() {
+            if at > now {
+                break;
+            }
+            self.ack_timers.pop_front();
+            // Spec §6.1: the application sent nothing on the stream in time: ACK it alone.
+            if let Some(stream) = self.streams.get_mut(&id) {
+                if stream.ack_pending && stream.ack_held {
+                    stream.ack_held = false;
+                    self.schedule_send(id);
+                }
+            }
+        }
         while let Some(&(at, id)) = self.linger_timers.front() {
             if at > now {
                 break;
@@ -98,6 +112,10 @@ impl Core {
         if self.open_timers.len() > 2 * self.unacked_opens as usize + 64 {
             self.open_timers
                 .retain(|(_, id)| streams.get(id).is_some_and(|s| !s.acked && s.live));
+        }
+        if self.ack_timers.len() > 2 * streams.len() + 64 {
+            self.ack_timers
+                .retain(|(_, id)| streams.get(id).is_some_and(|s| s.ack_pending && s.ack_held));
         }
         if self.linger_timers.len() > 2 * streams.len() + 64 {
             self.linger_timers

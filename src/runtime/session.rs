@@ -108,7 +108,7 @@ impl Session {
     /// Waits for the next stream the peer opens. Once no more can arrive (GOAWAY either way,
     /// or the session ended) it returns the error that says why.
     pub async fn accept(&self) -> Result<Stream, Error> {
-        let id = poll_fn(|cx| self.shared.with(|core| core.poll_accept(cx.waker()))).await?;
+        let id = poll_fn(|cx| self.shared.with(|core| core.poll_accept(now(), cx.waker()))).await?;
         Ok(Stream::new(self.shared.clone(), id))
     }
 

@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::{
-    task::Waker,
+    task::{Poll, Waker},
     time::{Duration, Instant},
 };
 
@@ -167,6 +167,12 @@ impl Pair {
     }
 
     /// The core at `end`.
+    /// `end`'s core accepts the next inbound stream at the pair's current time.
+    pub fn poll_accept(&mut self, end: End) -> Poll<Result<u32, braid::Error>> {
+        let now = self.now();
+        self.core(end).poll_accept(now, waker())
+    }
+
     pub fn core(&mut self, end: End) -> &mut Core {
         &mut self.ends[end.idx()].core
     }
