@@ -302,7 +302,7 @@ impl Core {
             stream.recv = RecvState::Finished;
             self.closed_how(id, LateData::Error);
         }
-        self.streams.insert(id, stream);
+        self.streams.insert(id, Box::new(stream));
         self.inbound_live += 1;
         self.backlog.push_back(id);
         self.accept_waiters.drain_into(&mut self.wake);
