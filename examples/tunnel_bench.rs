@@ -1,8 +1,11 @@
 //! The `tunnel` workload: HTTP/1.1 requests per second and latency percentiles with N
-//! concurrent keep-alive connections, straight to an HTTP server ("direct") and through a
-//! braid-tunnel client and server ("tunnel"). Everything runs in this process on loopback,
-//! so the tunnel's two ends, the HTTP server and the load generator share the machine's
-//! cores — the overhead it reports is the CPU cost of tunnelling, not network latency.
+//! concurrent keep-alive connections, straight to an HTTP server ("direct"), through a plain
+//! port forwarder that opens one TCP connection to the server per client connection and
+//! copies bytes ("forward": the cost of any forwarder's two extra sockets, multiplexing
+//! aside), and through a braid-tunnel client and server ("tunnel"). Everything runs in this
+//! process on loopback, so the tunnel's two ends, the HTTP server and the load generator
+//! share the machine's cores — the overhead it reports is the CPU cost of forwarding and
+//! tunnelling, not network latency.
 //!
 //! ```text
 //! cargo run --release --example tunnel_bench -- [--connections 64] [--seconds 5] [--body 1024] [--rounds 2]
@@ -114,6 +117,28 @@ fn print_row(path: &str, run: &Run) {
     );
 }
 
+/// A plain forwarder: every connection accepted on the returned address gets its own TCP
+/// connection to `target`, and bytes are copied both ways (half-closes included).
+async fn start_plain_forwarder(target: SocketAddr) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind forwarder");
+    let addr = listener.local_addr().expect("forwarder address");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    addr
+}
+
 /// The run with the median request rate.
 fn median(runs: &mut [Run]) -> Run {
     runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
@@ -128,6 +153,7 @@ async fn main() {
     let mut client = start_client(server.addr, &[web.addr], |_| {}).await;
     client.wait_up(1).await;
     let tunnel_addr = client.local[0];
+    let forward_addr = start_plain_forwarder(web.addr).await;
 
     println!(
         "workload tunnel: {} keep-alive connections, GET {} B bodies, {:.1} s per run, {} runs per path",
@@ -138,16 +164,30 @@ async fn main() {
         "path", "requests/s", "p50", "p99", "p99.9"
     );
     let warmup = Duration::from_secs(1);
-    let (mut direct, mut tunnelled) = (Vec::new(), Vec::new());
+    let (mut direct, mut forwarded, mut tunnelled) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.rounds.max(1) {
         let run = load(web.addr, &args, warmup).await;
         print_row("direct", &run);
         direct.push(run);
+        let run = load(forward_addr, &args, warmup).await;
+        print_row("forward", &run);
+        forwarded.push(run);
         let run = load(tunnel_addr, &args, warmup).await;
         print_row("tunnel", &run);
         tunnelled.push(run);
     }
-    let (direct, tunnelled) = (median(&mut direct), median(&mut tunnelled));
+    let (direct, forwarded, tunnelled) = (
+        median(&mut direct),
+        median(&mut forwarded),
+        median(&mut tunnelled),
+    );
+    println!(
+        "median: forward {:.0} req/s p99 {} ({:+.1}% vs direct); tunnel vs forward: {:+.1}% req/s",
+        forwarded.rate(),
+        ms(forwarded.p99),
+        (forwarded.rate() / direct.rate() - 1.0) * 100.0,
+        (tunnelled.rate() / forwarded.rate() - 1.0) * 100.0,
+    );
     println!(
         "median: direct {:.0} req/s p99 {}, tunnel {:.0} req/s p99 {}",
         direct.rate(),
