@@ -67,14 +67,17 @@ impl Shared {
         let Some(mut writer) = self.writer.try_lock() else {
             return; // the driver (or another task) is writing and will see our frames
         };
-        let now = super::now();
-        let (mut wakers, queued) = {
+        let (mut wakers, queued, now) = {
             let mut inner = self.inner.lock();
             if inner.core.inbound_live + inner.core.outbound_live > INLINE_MAX_STREAMS {
                 return; // busy session: the driver batches everyone's frames
             }
+            if writer.tx.is_empty() && !inner.core.wants_transmit() {
+                return; // nothing to write (often: our frames went out already)
+            }
+            let now = super::now();
             let queued = writer.fill(&mut inner.core, now);
-            (inner.core.take_wakers(), queued)
+            (inner.core.take_wakers(), queued, now)
         };
         let mut hand_to_driver = false;
         if queued {
