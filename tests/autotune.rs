@@ -21,28 +21,45 @@ fn half_rtt(p: &mut Pair) {
     }
 }
 
-/// Runs a bulk transfer for `rtts` round trips; the reader drains `read_per_step` bytes
-/// per half round trip. Returns (bytes delivered in the last round trip, final window).
-fn run(config: Config, rtts: usize, read_per_step: usize) -> (usize, u32) {
-    let mut p = Pair::new(config.clone(), config);
-    // Prefaces and the first PINGs cross the 20 ms link: both ends measure the RTT.
-    for _ in 0..4 {
-        half_rtt(&mut p);
+/// One bulk stream over a 20 ms virtual link, advanced half a round trip at a time.
+struct Transfer {
+    p: Pair,
+    id: u32,
+    accepted: bool,
+    chunk: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Transfer {
+    /// Both ends have measured the RTT and the client has opened the stream.
+    fn start(config: Config) -> Transfer {
+        let mut p = Pair::new(config.clone(), config);
+        // Prefaces and the first PINGs cross the 20 ms link: both ends measure the RTT.
+        for _ in 0..4 {
+            half_rtt(&mut p);
+        }
+        assert!(p.core_ref(End::Server).stats().rtt >= Some(Duration::from_millis(20)));
+        let now = p.now();
+        let id = match p.core(End::Client).poll_open(now, waker()) {
+            Poll::Ready(Ok(id)) => id,
+            other => panic!("open: {other:?}"),
+        };
+        Transfer {
+            p,
+            id,
+            accepted: false,
+            chunk: vec![7u8; 64 * 1024],
+            buf: vec![0u8; 1 << 20],
+        }
     }
-    assert!(p.core_ref(End::Server).stats().rtt >= Some(Duration::from_millis(20)));
-    let now = p.now();
-    let id = match p.core(End::Client).poll_open(now, waker()) {
-        Poll::Ready(Ok(id)) => id,
-        other => panic!("open: {other:?}"),
-    };
-    let chunk = vec![7u8; 64 * 1024];
-    let mut accepted = false;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut last_rtt_bytes = 0;
-    for step in 0..rtts * 2 {
-        // The writer keeps the stream's send buffer full; the driver frames what credit allows.
+
+    /// The writer fills what credit allows, the link moves for half an RTT, then the reader
+    /// takes up to `read_per_step` bytes. Returns the bytes read.
+    fn step(&mut self, read_per_step: usize) -> usize {
+        let (p, id) = (&mut self.p, self.id);
         loop {
-            while let Poll::Ready(Ok(n)) = p.core(End::Client).poll_write(id, waker(), &chunk) {
+            while let Poll::Ready(Ok(n)) = p.core(End::Client).poll_write(id, waker(), &self.chunk)
+            {
                 if n == 0 {
                     break;
                 }
@@ -52,24 +69,75 @@ fn run(config: Config, rtts: usize, read_per_step: usize) -> (usize, u32) {
                 break; // out of credit until the peer grants more
             }
         }
-        half_rtt(&mut p);
-        if !accepted {
-            accepted = matches!(p.poll_accept(End::Server), Poll::Ready(Ok(_)));
+        half_rtt(p);
+        if !self.accepted {
+            self.accepted = matches!(p.poll_accept(End::Server), Poll::Ready(Ok(_)));
         }
         let mut read = 0;
         while read < read_per_step {
-            let want = (read_per_step - read).min(buf.len());
-            match p.core(End::Server).poll_read(id, waker(), &mut buf[..want]) {
+            let want = (read_per_step - read).min(self.buf.len());
+            match p
+                .core(End::Server)
+                .poll_read(id, waker(), &mut self.buf[..want])
+            {
                 Poll::Ready(Ok(n)) if n > 0 => read += n,
                 _ => break,
             }
         }
+        read
+    }
+
+    /// The receiver's window for the stream.
+    fn window(&self) -> u32 {
+        self.p
+            .core_ref(End::Server)
+            .stream_recv_state(self.id)
+            .unwrap()
+            .1
+    }
+}
+
+/// Runs a bulk transfer for `rtts` round trips; the reader drains `read_per_step` bytes
+/// per half round trip. Returns (bytes delivered in the last round trip, final window).
+fn run(config: Config, rtts: usize, read_per_step: usize) -> (usize, u32) {
+    let mut t = Transfer::start(config);
+    let mut last_rtt_bytes = 0;
+    for step in 0..rtts * 2 {
+        let read = t.step(read_per_step);
         if step >= rtts * 2 - 2 {
             last_rtt_bytes += read;
         }
     }
-    let window = p.core_ref(End::Server).stream_recv_state(id).unwrap().1;
-    (last_rtt_bytes, window)
+    (last_rtt_bytes, t.window())
+}
+
+#[test]
+fn a_finished_stream_gives_its_growth_back() {
+    let config = Config::default();
+    let mut t = Transfer::start(config.clone());
+    for _ in 0..8 {
+        t.step(usize::MAX);
+    }
+    assert_eq!(t.window(), config.max_stream_window);
+    let server = End::Server;
+    assert!(t.p.core_ref(server).window_growth() > 0);
+    t.p.core(End::Client).finish(t.id).unwrap();
+    // Read to the end: after the EOF the growth is back in the session's budget.
+    let mut eof = false;
+    for _ in 0..20 {
+        t.p.settle();
+        half_rtt(&mut t.p);
+        match t.p.core(server).poll_read(t.id, waker(), &mut t.buf) {
+            Poll::Ready(Ok(0)) => {
+                eof = true;
+                break;
+            }
+            Poll::Ready(Ok(_)) | Poll::Pending => {}
+            Poll::Ready(Err(e)) => panic!("{e}"),
+        }
+    }
+    assert!(eof, "the stream ends");
+    assert_eq!(t.p.core_ref(server).window_growth(), 0);
 }
 
 #[test]

@@ -408,6 +408,29 @@ async fn an_answer_sent_before_the_peer_closed_survives_our_failed_write() {
     assert!(session.open().await.is_err());
 }
 
+/// Same, with PINGs ahead of the answer: their replies can't be written any more, and that
+/// must not stop input (spec V35: the single reply slot is given up once writes fail).
+#[tokio::test(start_paused = true)]
+async fn a_ping_after_our_failed_write_does_not_stop_input() {
+    let (session, mut peer, mut stream) = stream_whose_next_write_fails().await;
+    for opaque in [7, 8] {
+        peer.send(Frame::Ping { ack: false, opaque }).await;
+    }
+    peer.send(raw::data(1, Flags::ACK.union(Flags::FIN), b"the answer"))
+        .await;
+    let started = tokio::time::Instant::now();
+    let mut answer = Vec::new();
+    support::guard("the answer", stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer arrives though the PING can't be answered");
+    assert_eq!(answer, b"the answer");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "not after the drain timeout"
+    );
+    drop((peer, session));
+}
+
 /// Reading on after a failed write is bounded: a peer that neither sends nor closes leaves
 /// the session failing with the write error a second later (paused clock), every pending read
 /// with it.

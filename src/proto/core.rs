@@ -598,6 +598,28 @@ impl Core {
         self.send_buffered -= unsent;
         self.recv_buffered -= unread;
         self.bytes_consumed(unread);
+        // Late DATA after an abort is counted at the session level only (§6.3), never
+        // against this window: its growth is free again.
+        if matches!(
+            self.streams.get(&id).map(|s| &s.recv),
+            Some(super::stream::RecvState::Aborted(_))
+        ) {
+            self.release_window_growth(id);
+        }
+    }
+
+    /// Stream `id` takes no more DATA and buffers none: its window's growth returns to the
+    /// session's budget (spec §7.4), so streams that grew and then finished do not keep
+    /// the next ones at the initial window. Idempotent.
+    pub(crate) fn release_window_growth(&mut self, id: u32) {
+        let initial = self.config.initial_stream_window;
+        if let Some(stream) = self.streams.get_mut(&id) {
+            let grown = stream.recv_window.size - initial;
+            if grown > 0 {
+                stream.recv_window.size = initial;
+                self.window_growth -= u64::from(grown);
+            }
+        }
     }
 
     pub(crate) fn closed_how(&mut self, id: u32, how: LateData) {

@@ -106,7 +106,11 @@ impl Core {
                 stream.read_waker = Some(waker.clone());
                 Poll::Pending
             }
-            RecvState::Finished => Poll::Ready(Ok(None)),
+            RecvState::Finished => {
+                // Every byte read and no more can come: the window's growth is free again.
+                self.release_window_growth(id);
+                Poll::Ready(Ok(None))
+            }
             RecvState::Stopped(code) => Poll::Ready(Err(Error::StreamReset {
                 code: *code,
                 by: Side::Local,

@@ -193,9 +193,15 @@ impl<C: Codec> CallSender<C> {
         let head = record_header(Kind::Message, body.len());
         let parts: [&[u8]; 2] = [&head, &body];
         let expired = self.deadline.is_some_and(|d| Instant::now() >= d);
-        let result = match self.writer.try_write_now(&parts) {
+        // After the deadline nothing is queued: the slow path resets the call at once.
+        let now = if expired {
+            None
+        } else {
+            self.writer.try_write_now(&parts)
+        };
+        let result = match now {
             // Room in the send buffer: no timer, no future (the common case).
-            Some(r) if !expired => r,
+            Some(r) => r,
             // Waiting for room: boxed, so the common case's future stays small.
             _ => {
                 let (writer, deadline) = (&self.writer, self.deadline);

@@ -247,8 +247,13 @@ async fn run_call(server: Server, stream: Stream) {
         Ok(Err(status)) => status,
         Err(panic) => Status::internal(format!("handler panicked: {}", panic_message(panic))),
     };
-    call.end(status).await;
-    call.cleanup();
+    // The deadline also covers the status write, which may wait for flow-control credit
+    // the client never grants (spec/RPC.md §6.3).
+    tokio::select! {
+        biased;
+        () = call.end(status) => call.cleanup(),
+        _ = sleep_until(deadline) => call.expire(),
+    }
 }
 
 /// Ends a call that never reached a handler: trailers only, then FIN.

@@ -73,7 +73,9 @@ impl Writer {
     /// the next one, and with it stops taking input. Returns whether anything is queued.
     pub(crate) fn fill(&mut self, core: &mut Core, now: Instant) -> bool {
         let forced = core.pong.is_some() || core.forced_replies > 0;
-        let slot_busy = forced && self.written < self.forced_until;
+        // A dead writer drops replies unwritten: the slot never frees by writing then, and
+        // input must go on (spec §8.3, V35).
+        let slot_busy = forced && self.written < self.forced_until && !self.dead;
         if self.tx.len() < WRITE_BATCH && core.wants_transmit() && !slot_busy {
             core.poll_transmit(now, &mut self.tx, WRITE_BATCH);
             if forced {
