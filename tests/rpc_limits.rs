@@ -77,6 +77,50 @@ async fn deadline_interrupts_a_blocked_send() {
     );
 }
 
+/// A handler that returned while its status can't be written (the client grants no more
+/// credit) is still bound by the deadline: the server resets the call when it passes
+/// (spec/RPC.md §6.3), instead of holding the stream for as long as the client stays silent.
+#[tokio::test(start_paused = true)]
+async fn the_deadline_covers_a_status_waiting_for_credit() {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let server = Server::new().route("/test.Svc/Fill", move |mut s: ServerStream| {
+        let done_tx = done_tx.clone();
+        async move {
+            // 511 records of 1 KiB: the client's 256 KiB window plus most of the 256 KiB
+            // stream send buffer. The 2 KiB trailer below then no longer fits.
+            let msg = Bytes::from(vec![0u8; 1024 - 5]);
+            for _ in 0..511 {
+                s.send(msg.clone()).await?;
+            }
+            s.set_trailer(MetadataMap::new().with("pad", &"x".repeat(2048)).unwrap())?;
+            done_tx.send(()).unwrap();
+            Ok(())
+        }
+    });
+    let (client, c, _s) = start(server);
+    let opts = CallOptions {
+        timeout: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    // The client never reads, and without reading it never checks its own deadline.
+    let _call = client
+        .call_with("/test.Svc/Fill", MetadataMap::new(), opts)
+        .await
+        .unwrap();
+    done_rx.recv().await.expect("the handler returned");
+    assert_eq!(
+        c.stats().open_streams,
+        1,
+        "the status is stuck behind flow control"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        c.stats().open_streams,
+        0,
+        "the server reset the call at its deadline"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn oversize_messages_fail_with_resource_exhausted_both_ways() {
     let (tx, mut rx) = mpsc::unbounded_channel();
