@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 #[path = "cli.rs"]
 mod cli;
-#[allow(dead_code)] // also a library: tests/tunnel_*.rs and tunnel_bench use the rest
+#[allow(dead_code)] // also a library: tests/tunnel_*.rs and benches/tunnel.rs use the rest
 #[path = "tunnel.rs"]
 mod tunnel;
 

@@ -2,7 +2,7 @@
 //! server, a killable TCP proxy, deterministic payloads, and a harness that starts a tunnel
 //! server and client in-process.
 //!
-//! Included by path from `tests/tunnel_*.rs` and `examples/tunnel_bench.rs`; the includer
+//! Included by path from `tests/tunnel_*.rs` and `benches/tunnel.rs`; the includer
 //! must also include `tunnel.rs` as `mod tunnel` at its crate root.
 
 #[path = "testkit/echo.rs"]

@@ -1,7 +1,7 @@
 //! braid-tunnel's logic, independent of the command line: [`server::Server`] and
 //! [`client::Client`], the tunnel's wire messages, authentication, relaying and status.
 //! `main.rs` wraps it in a CLI; the integration tests (`tests/tunnel_*.rs`) and the
-//! `tunnel_bench` example include this file by path and drive it directly.
+//! `tunnel` bench (`benches/tunnel.rs`) include this file by path and drive it directly.
 
 #[path = "auth.rs"]
 pub mod auth;

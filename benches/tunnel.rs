@@ -8,7 +8,7 @@
 //! tunnelling, not network latency.
 //!
 //! ```text
-//! cargo run --release --example tunnel_bench -- [--connections 64] [--seconds 5] [--body 1024] [--rounds 2]
+//! cargo bench --bench tunnel -- [--connections 64] [--seconds 5] [--body 1024] [--rounds 2]
 //! ```
 
 use std::{
@@ -19,11 +19,11 @@ use std::{
 use clap::Parser;
 
 #[allow(dead_code)]
-#[path = "braid-tunnel/tunnel.rs"]
+#[path = "../examples/braid-tunnel/tunnel.rs"]
 mod tunnel;
 
 #[allow(dead_code)]
-#[path = "braid-tunnel/testkit.rs"]
+#[path = "../examples/braid-tunnel/testkit.rs"]
 mod testkit;
 
 use testkit::{
@@ -43,9 +43,12 @@ struct Args {
     /// Response body size in bytes.
     #[arg(long, default_value_t = 1024)]
     body: u64,
-    /// Runs per path; direct and tunnel alternate.
+    /// Runs per path; direct, forward and tunnel alternate.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// One run's result.
