@@ -24,7 +24,7 @@ async fn server_and_peer() -> (Session, RawPeer) {
     (server, peer)
 }
 
-/// The next frame on `stream`, answering PINGs on the way.
+/// The next DATA or WINDOW_UPDATE frame on `stream`, answering PINGs on the way.
 async fn next_frame_on(peer: &mut RawPeer, stream: u32) -> Frame {
     support::guard("a frame", async {
         loop {
@@ -32,7 +32,11 @@ async fn next_frame_on(peer: &mut RawPeer, stream: u32) -> Frame {
                 Frame::Ping { ack: false, opaque } => {
                     peer.send(Frame::Ping { ack: true, opaque }).await
                 }
-                f @ Frame::Data { stream: s, .. } if s == stream => return f,
+                f @ (Frame::Data { stream: s, .. } | Frame::WindowUpdate { stream: s, .. })
+                    if s == stream =>
+                {
+                    return f
+                }
                 _ => {}
             }
         }
@@ -106,20 +110,7 @@ async fn the_ack_goes_ahead_of_a_window_update() {
     let mut stream = support::guard("accept", server.accept()).await.unwrap();
     let mut got = vec![0u8; big.len()];
     stream.read_exact(&mut got).await.unwrap();
-    let first = support::guard("first frame", async {
-        loop {
-            match peer.recv().await.expect("session still up") {
-                Frame::Ping { ack: false, opaque } => {
-                    peer.send(Frame::Ping { ack: true, opaque }).await
-                }
-                f @ (Frame::Data { stream: 1, .. } | Frame::WindowUpdate { stream: 1, .. }) => {
-                    break f
-                }
-                _ => {}
-            }
-        }
-    })
-    .await;
+    let first = next_frame_on(&mut peer, 1).await;
     assert!(
         matches!(first, Frame::Data { flags, .. } if flags.contains(Flags::ACK)),
         "{first:?}"

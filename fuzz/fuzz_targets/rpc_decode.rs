@@ -24,6 +24,12 @@ use braid::rpc::wire::{
 use braid::rpc::Code;
 use bytes::Bytes;
 
+// For its `chunk_sizes`: both decoders are fed the same way.
+#[allow(dead_code)]
+#[path = "../harness/decode.rs"]
+mod frame_harness;
+use frame_harness::chunk_sizes;
+
 fn limits(mode: u8) -> Limits {
     let max_message = match mode & 3 {
         0 => 4 << 20,
@@ -41,26 +47,6 @@ fn limits(mode: u8) -> Limits {
         max_message,
         max_metadata,
     }
-}
-
-/// Cuts `len` bytes into chunk sizes from `seed` (0: one chunk).
-fn chunk_sizes(seed: u8, len: usize) -> Vec<usize> {
-    if seed == 0 {
-        return vec![len];
-    }
-    let max = 2 * seed as u64;
-    let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::new();
-    let mut left = len;
-    while left > 0 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let n = (1 + (x % max) as usize).min(left);
-        out.push(n);
-        left -= n;
-    }
-    out
 }
 
 /// The limit for a record kind byte, `None` for an invalid kind.

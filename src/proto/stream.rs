@@ -100,10 +100,12 @@ impl Stream {
         }
     }
 
-    /// `Ok` while the application may still write (spec §6.1), else the error a write gets.
-    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+    /// How many bytes the application may queue now: the room left in this stream's send
+    /// buffer of `cap` bytes, within the session's `session_room` (spec §11 L8, L9). An error
+    /// once the send half no longer takes writes (spec §6.1).
+    pub(crate) fn send_room(&self, cap: usize, session_room: usize) -> Result<usize, Error> {
         match &self.send {
-            SendState::Open => Ok(()),
+            SendState::Open => Ok(cap.saturating_sub(self.send_buffered()).min(session_room)),
             SendState::Aborted(err) => Err(err.clone()),
             SendState::Stopping(code) => Err(Error::StreamStopped { code: *code }),
             _ => Err(Error::io(std::io::Error::new(

@@ -155,6 +155,15 @@ impl Core {
         self.poll_write_with(id, waker, data.len(), |buf, n| buf.push(data.slice(..n)))
     }
 
+    /// A stream's send-buffer size and the room left in the session's send buffer.
+    fn send_caps(&self) -> (usize, usize) {
+        let session = self.config.session_send_buffer as usize;
+        (
+            self.config.stream_send_buffer as usize,
+            session.saturating_sub(self.send_buffered),
+        )
+    }
+
     fn poll_write_with<F>(
         &mut self,
         id: u32,
@@ -165,20 +174,18 @@ impl Core {
     where
         F: FnOnce(&mut ByteQueue, usize),
     {
-        let session_room =
-            (self.config.session_send_buffer as usize).saturating_sub(self.send_buffered);
+        let (cap, session_room) = self.send_caps();
         let Some(stream) = self.streams.get_mut(&id) else {
             return Poll::Ready(Err(self.gone_error()));
         };
-        if let Err(err) = stream.check_writable() {
-            return Poll::Ready(Err(err));
-        }
+        let room = match stream.send_room(cap, session_room) {
+            Ok(room) => room,
+            Err(err) => return Poll::Ready(Err(err)),
+        };
         if len == 0 {
             return Poll::Ready(Ok(0));
         }
-        let stream_room =
-            (self.config.stream_send_buffer as usize).saturating_sub(stream.send_buffered());
-        let n = len.min(stream_room).min(session_room);
+        let n = len.min(room);
         if n == 0 {
             stream.write_waker = Some(waker.clone());
             if session_room == 0 {
@@ -198,15 +205,11 @@ impl Core {
     /// one call.
     pub fn try_write_all(&mut self, id: u32, parts: &[&[u8]]) -> Result<bool, Error> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let session_room =
-            (self.config.session_send_buffer as usize).saturating_sub(self.send_buffered);
+        let (cap, session_room) = self.send_caps();
         let Some(stream) = self.streams.get_mut(&id) else {
             return Err(self.gone_error());
         };
-        stream.check_writable()?;
-        let stream_room =
-            (self.config.stream_send_buffer as usize).saturating_sub(stream.send_buffered());
-        if total > stream_room.min(session_room) {
+        if total > stream.send_room(cap, session_room)? {
             return Ok(false);
         }
         if total == 0 {

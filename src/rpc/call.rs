@@ -194,12 +194,12 @@ impl<C: Codec> CallSender<C> {
         let parts: [&[u8]; 2] = [&head, &body];
         let expired = self.deadline.is_some_and(|d| Instant::now() >= d);
         // After the deadline nothing is queued: the slow path resets the call at once.
-        let now = if expired {
+        let queued = if expired {
             None
         } else {
             self.writer.try_write_now(&parts)
         };
-        let result = match now {
+        let result = match queued {
             // Room in the send buffer: no timer, no future (the common case).
             Some(r) => r,
             // Waiting for room: boxed, so the common case's future stays small.

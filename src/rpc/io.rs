@@ -137,9 +137,10 @@ impl RecordReader {
     }
 }
 
-/// Records (all parts together) up to this size are copied into one buffer and written to the
-/// stream in one `poll_write`; larger ones are written part by part, without a copy.
-const COALESCE_MAX: usize = 1024;
+/// Records (all parts together) up to this size are queued whole in one call when the stream
+/// has room ([`RecordWriter::try_write_now`]); larger ones, and small ones that must wait for
+/// room, are written part by part.
+const SMALL_RECORD: usize = 1024;
 
 /// Why [`RecordWriter::write`] or [`RecordWriter::finish`] failed.
 #[derive(Debug, Clone)]
@@ -167,8 +168,6 @@ struct Inner {
     stream: SendStream,
     /// A record is partly written: no other record may start.
     busy: bool,
-    /// Reused buffer for joining the parts of a small record (see [`COALESCE_MAX`]).
-    scratch: Vec<u8>,
     state: State,
 }
 
@@ -204,18 +203,17 @@ impl RecordWriter {
             inner: Arc::new(Mutex::new(Inner {
                 stream,
                 busy: false,
-                scratch: Vec::new(),
                 state: State::Open,
             })),
         }
     }
 
-    /// Writes a small record (`parts` back to back, at most [`COALESCE_MAX`] bytes) at once
+    /// Writes a small record (`parts` back to back, at most [`SMALL_RECORD`] bytes) at once
     /// if the stream's send buffer has room: one lock each, no copy but into the stream's
     /// buffer. `None` when it has to wait (or is large): use [`RecordWriter::write`].
     pub(crate) fn try_write_now(&self, parts: &[&[u8]]) -> Option<Result<(), WriteError>> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total > COALESCE_MAX {
+        if total > SMALL_RECORD {
             return None;
         }
         let mut w = self.inner.lock();
@@ -241,32 +239,14 @@ impl RecordWriter {
         if let Some(done) = self.try_write_now(parts) {
             return done;
         }
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let join = parts.len() > 1 && total <= COALESCE_MAX;
-        let scratch = {
+        {
             let mut w = self.inner.lock();
             w.check()?;
             if w.busy {
                 return Err(WriteError::Busy);
             }
             w.busy = true;
-            // A small record goes to the stream in one write: one session lock, not one per
-            // part (record header and body are separate parts).
-            join.then(|| {
-                let mut buf = std::mem::take(&mut w.scratch);
-                buf.clear();
-                parts.iter().for_each(|p| buf.extend_from_slice(p));
-                buf
-            })
-        };
-        let joined: [&[u8]; 1];
-        let parts = match &scratch {
-            Some(buf) => {
-                joined = [buf.as_slice()];
-                &joined[..]
-            }
-            None => parts,
-        };
+        }
         for part in parts {
             let mut off = 0;
             while off < part.len() {
@@ -289,11 +269,7 @@ impl RecordWriter {
                 .await?;
             }
         }
-        let mut w = self.inner.lock();
-        w.busy = false;
-        if let Some(buf) = scratch {
-            w.scratch = buf;
-        }
+        self.inner.lock().busy = false;
         Ok(())
     }
 
