@@ -5,6 +5,7 @@
 
 use std::{future::poll_fn, io, pin::Pin, sync::Arc, task::Poll};
 
+use bytes::{Buf, Bytes};
 use parking_lot::Mutex;
 use tokio::{io::AsyncWrite, time::Instant};
 
@@ -239,38 +240,67 @@ impl RecordWriter {
         if let Some(done) = self.try_write_now(parts) {
             return done;
         }
-        {
-            let mut w = self.inner.lock();
-            w.check()?;
-            if w.busy {
-                return Err(WriteError::Busy);
-            }
-            w.busy = true;
-        }
+        self.begin()?;
         for part in parts {
             let mut off = 0;
             while off < part.len() {
                 off += poll_fn(|cx| {
-                    let mut w = self.inner.lock();
-                    w.check()?;
-                    match Pin::new(&mut w.stream).poll_write(cx, &part[off..]) {
-                        Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
-                        Poll::Ready(Err(e)) => {
-                            let e = braid_error(e);
-                            if let Err(err) = w.check() {
-                                return Poll::Ready(Err(err)); // we reset it ourselves
-                            }
-                            w.state = State::Broken(e.clone());
-                            Poll::Ready(Err(WriteError::Stream(e)))
-                        }
-                        Poll::Pending => Poll::Pending,
-                    }
+                    self.poll_part(|stream| {
+                        Pin::new(stream)
+                            .poll_write(cx, &part[off..])
+                            .map_err(braid_error)
+                    })
                 })
                 .await?;
             }
         }
         self.inner.lock().busy = false;
         Ok(())
+    }
+
+    /// Writes `records` (whole records back to back) as one unit, without copying them.
+    /// Returns once every byte is queued in the stream.
+    pub(crate) async fn write_bytes(&self, mut records: Bytes) -> Result<(), WriteError> {
+        self.begin()?;
+        while !records.is_empty() {
+            let n = poll_fn(|cx| self.poll_part(|stream| stream.poll_send(cx, &records))).await?;
+            records.advance(n);
+        }
+        self.inner.lock().busy = false;
+        Ok(())
+    }
+
+    /// Starts a unit that may be written in several steps: no other may start until it
+    /// ends, and one abandoned midway leaves the writer busy for good.
+    fn begin(&self) -> Result<(), WriteError> {
+        let mut w = self.inner.lock();
+        w.check()?;
+        if w.busy {
+            return Err(WriteError::Busy);
+        }
+        w.busy = true;
+        Ok(())
+    }
+
+    /// One step of a unit: `write` on the stream, unless this side has reset it; a stream
+    /// error breaks the writer.
+    fn poll_part(
+        &self,
+        write: impl FnOnce(&mut SendStream) -> Poll<Result<usize, Error>>,
+    ) -> Poll<Result<usize, WriteError>> {
+        let mut w = self.inner.lock();
+        w.check()?;
+        match write(&mut w.stream) {
+            Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
+            Poll::Ready(Err(e)) => {
+                if let Err(err) = w.check() {
+                    return Poll::Ready(Err(err)); // we reset it ourselves
+                }
+                w.state = State::Broken(e.clone());
+                Poll::Ready(Err(WriteError::Stream(e)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Sends FIN after the records written so far.

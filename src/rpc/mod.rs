@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod call;
 mod client;
 mod codec;
@@ -45,7 +46,7 @@ pub use codec::{BytesCodec, Codec};
 pub use io::RESET_CODE_BASE;
 pub use metadata::{MetadataError, MetadataMap, MetadataValue, MAX_ENTRIES, MAX_KEY_LEN};
 pub use server::Server;
-pub use server_stream::ServerStream;
+pub use server_stream::{ServerReceiver, ServerSender, ServerStream};
 pub use status::{Code, Status};
 
 /// Default largest message a side accepts: 4 MiB, as in gRPC.

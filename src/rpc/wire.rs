@@ -118,7 +118,14 @@ pub struct RecordDecoder {
     chunks: VecDeque<Bytes>,
     buffered: usize,
     limits: Limits,
+    /// The buffered bytes were copied out by [`RecordDecoder::compact_partial`] since the
+    /// last push.
+    compacted: bool,
 }
+
+/// A partial record up to this size is copied out of the chunks it lies in while the
+/// decoder waits for the rest (see [`RecordDecoder::compact_partial`]).
+const COMPACT_MAX: usize = 1024;
 
 impl RecordDecoder {
     /// An empty decoder enforcing `limits`.
@@ -127,6 +134,7 @@ impl RecordDecoder {
             chunks: VecDeque::new(),
             buffered: 0,
             limits,
+            compacted: false,
         }
     }
 
@@ -135,6 +143,7 @@ impl RecordDecoder {
         if !chunk.is_empty() {
             self.buffered += chunk.len();
             self.chunks.push_back(chunk);
+            self.compacted = false;
         }
     }
 
@@ -146,18 +155,13 @@ impl RecordDecoder {
     /// The next complete record, `Ok(None)` if more bytes are needed.
     pub fn next_record(&mut self) -> Result<Option<Record>, WireError> {
         if self.buffered < RECORD_HEADER_LEN {
+            self.compact_partial();
             return Ok(None);
         }
-        let mut head = [0u8; RECORD_HEADER_LEN];
-        let mut filled = 0;
-        for chunk in &self.chunks {
-            let n = chunk.len().min(RECORD_HEADER_LEN - filled);
-            head[filled..filled + n].copy_from_slice(&chunk[..n]);
-            filled += n;
-            if filled == RECORD_HEADER_LEN {
-                break;
-            }
-        }
+        let head = match self.chunks.front() {
+            Some(c) if c.len() >= RECORD_HEADER_LEN => [c[0], c[1], c[2], c[3], c[4]],
+            _ => self.gather_header(),
+        };
         let kind = Kind::from_u8(head[0]).ok_or(WireError::UnknownKind(head[0]))?;
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let (limit, what) = match kind {
@@ -172,11 +176,44 @@ impl RecordDecoder {
             });
         }
         if self.buffered - RECORD_HEADER_LEN < len {
+            self.compact_partial();
             return Ok(None);
         }
         self.skip(RECORD_HEADER_LEN);
         let body = self.take(len);
         Ok(Some(Record { kind, body }))
+    }
+
+    /// The record header when it spans chunks (`buffered >= RECORD_HEADER_LEN`).
+    fn gather_header(&self) -> [u8; RECORD_HEADER_LEN] {
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        let mut filled = 0;
+        for chunk in &self.chunks {
+            let n = chunk.len().min(RECORD_HEADER_LEN - filled);
+            head[filled..filled + n].copy_from_slice(&chunk[..n]);
+            filled += n;
+            if filled == RECORD_HEADER_LEN {
+                break;
+            }
+        }
+        head
+    }
+
+    /// While a small partial record waits for its rest, copies it out of the chunks it lies
+    /// in. Those chunks are usually slices of the session's large read buffer; holding one
+    /// keeps the whole buffer alive, so the session's next read needs a fresh allocation
+    /// (fresh pages: a page fault per 4 KiB). Copying at most [`COMPACT_MAX`] bytes once per
+    /// pushed chunk lets the buffer be reused instead.
+    fn compact_partial(&mut self) {
+        if self.compacted || self.buffered == 0 || self.buffered > COMPACT_MAX {
+            return;
+        }
+        let mut out = BytesMut::with_capacity(self.buffered);
+        for chunk in self.chunks.drain(..) {
+            out.extend_from_slice(&chunk);
+        }
+        self.chunks.push_back(out.freeze());
+        self.compacted = true;
     }
 
     /// Call at end of stream: fails if a partial record is left.
@@ -445,5 +482,59 @@ impl Reader {
             md.push_checked(key, value);
         }
         Ok(md)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> RecordDecoder {
+        RecordDecoder::new(Limits {
+            max_message: 1 << 20,
+            max_metadata: 1 << 10,
+        })
+    }
+
+    /// A small partial record must not keep the large buffer it arrived in alive (the
+    /// session's read buffer could not be reused), and must still decode once completed.
+    #[test]
+    fn a_small_partial_record_lets_go_of_its_chunk() {
+        let mut wire = BytesMut::new();
+        for i in 0..100u8 {
+            wire.extend_from_slice(&encode_record(Kind::Message, &[i; 60]));
+        }
+        let whole = wire.len();
+        wire.extend_from_slice(&encode_record(Kind::Message, &[7; 60]));
+        let all = wire.freeze();
+        let big = all.slice(..whole + 30); // ends 30 bytes into the last record
+        let mut dec = decoder();
+        dec.push(big.clone());
+        for i in 0..100u8 {
+            assert_eq!(dec.next_record().unwrap().unwrap().body, vec![i; 60]);
+        }
+        assert_eq!(dec.next_record().unwrap(), None);
+        drop(all);
+        assert!(big.is_unique(), "the decoder still holds the big chunk");
+        dec.push(Bytes::copy_from_slice(
+            &encode_record(Kind::Message, &[7; 60])[30..],
+        ));
+        assert_eq!(dec.next_record().unwrap().unwrap().body, vec![7; 60]);
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    /// A large partial record is left where it is (copying it would cost more than it saves).
+    #[test]
+    fn a_large_partial_record_is_not_copied() {
+        let rec = encode_record(Kind::Message, &[1; 4000]);
+        let part = rec.slice(..2000);
+        let mut dec = decoder();
+        dec.push(part.clone());
+        assert_eq!(dec.next_record().unwrap(), None);
+        drop(rec);
+        assert!(
+            !part.is_unique(),
+            "the decoder should still share the chunk"
+        );
     }
 }

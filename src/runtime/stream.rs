@@ -132,19 +132,26 @@ impl SendStream {
     /// Returns once every byte is queued (not when the peer has it).
     pub async fn send(&mut self, mut bytes: Bytes) -> Result<(), Error> {
         while !bytes.is_empty() {
-            let n = poll_fn(|cx| {
-                let r = self
-                    .shared
-                    .with(|core| core.poll_write_bytes(self.id, cx.waker(), &bytes));
-                if r.is_pending() {
-                    self.shared.flush_inline();
-                }
-                r
-            })
-            .await?;
+            let n = poll_fn(|cx| self.poll_send(cx, &bytes)).await?;
             let _ = bytes.split_to(n);
         }
         Ok(())
+    }
+
+    /// Poll form of [`SendStream::send`]: queues a prefix of `bytes` without copying large
+    /// chunks; returns how many bytes were taken.
+    pub(crate) fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &Bytes,
+    ) -> Poll<Result<usize, Error>> {
+        let r = self
+            .shared
+            .with(|core| core.poll_write_bytes(self.id, cx.waker(), bytes));
+        if r.is_pending() {
+            self.shared.flush_inline();
+        }
+        r
     }
 
     /// Queues all of `parts` at once if the send buffers have room for every byte, else

@@ -13,18 +13,18 @@ use crate::impls::{accept_tcp, connect_tcp, io_err};
 /// One-line description of the configuration, printed with the results.
 pub const SETTINGS: &str = "braid::rpc over one braid session, Config::default() on both ends \
      (stream window 256 KiB auto-tuned to 32 MiB, session window 64 MiB, frames up to 64 KiB), \
-     BytesCodec, TCP_NODELAY";
+     BytesCodec, TCP_NODELAY; streaming: send_all on both ends (the tonic side streams too)";
 
 fn status_err(what: &'static str) -> impl FnOnce(Status) -> io::Error {
     move |s| io::Error::other(format!("braid-rpc {what}: {s}"))
 }
 
-/// Echoes every message of the call back, in order, until the client's CloseSend.
-async fn stream_echo(mut stream: ServerStream) -> Result<(), Status> {
-    while let Some(msg) = stream.recv().await? {
-        stream.send(msg).await?;
-    }
-    Ok(())
+/// Echoes every message of the call back, in order, until the client's CloseSend: the
+/// response stream is the request stream, as in the tonic service, so ready messages go out
+/// in batches ([`braid::rpc::ServerSender::send_all`]).
+async fn stream_echo(stream: ServerStream) -> Result<(), Status> {
+    let (mut tx, mut rx) = stream.split();
+    tx.send_all(rx.messages()).await
 }
 
 /// Unary: exactly one request (read through the client's CloseSend, as tonic's unary does),
@@ -78,8 +78,9 @@ impl Client {
             .map_err(status_err("unary"))
     }
 
-    /// One bidirectional call: a task sends `count` copies of `msg` while this one receives
-    /// the echoes; returns how many came back before status OK.
+    /// One bidirectional call: a task sends `count` copies of `msg` (one request stream,
+    /// [`braid::rpc::CallSender::send_all`], as the tonic client streams its requests) while
+    /// this one receives the echoes; returns how many came back before status OK.
     pub async fn stream(&mut self, msg: Bytes, count: usize) -> io::Result<usize> {
         let len = msg.len();
         let call = self
@@ -89,10 +90,9 @@ impl Client {
             .map_err(status_err("call"))?;
         let (mut tx, mut rx) = call.split();
         let sender = tokio::spawn(async move {
-            for _ in 0..count {
-                // `Ended`: the call is over and `recv` reports why.
-                tx.send(msg.clone()).await.ok()?;
-            }
+            let requests = futures::stream::iter(std::iter::repeat_n(msg, count));
+            // `Ended`: the call is over and `recv` reports why.
+            tx.send_all(requests).await.ok()?;
             tx.close_send().ok()
         });
         let mut got = 0;
