@@ -20,7 +20,8 @@ pub struct Config {
     pub initial_stream_window: u32,
     /// Largest receive window a stream grows to when its reader keeps up (spec §7.4); all
     /// streams' growth together stays within `session_window - 16 × initial_stream_window`.
-    /// Default 32 MiB.
+    /// Default 64 MiB (the session window: with the defaults the growth budget, 60 MiB, is the
+    /// binding cap, so one stream on a long link can use most of the session).
     pub max_stream_window: u32,
     /// Session receive window: all streams' unread bytes together, so the bound on memory
     /// buffered per session (spec §7.2). Must be at least 16 × `initial_stream_window` so
@@ -69,7 +70,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             initial_stream_window: 256 * 1024,
-            max_stream_window: 32 * 1024 * 1024,
+            max_stream_window: 64 * 1024 * 1024,
             session_window: 64 * 1024 * 1024,
             max_inbound_streams: 32_768,
             max_outbound_streams: 32_768,

@@ -97,6 +97,15 @@ impl Transfer {
     }
 }
 
+/// The largest window one stream can reach: `max_stream_window`, or the initial window plus
+/// the session's whole growth budget if that is less (spec §7.4; the case with the defaults).
+fn window_cap(config: &Config) -> u32 {
+    let budget = config.session_window - 16 * config.initial_stream_window;
+    config
+        .max_stream_window
+        .min(config.initial_stream_window + budget)
+}
+
 /// Runs a bulk transfer for `rtts` round trips; the reader drains `read_per_step` bytes
 /// per half round trip. Returns (bytes delivered in the last round trip, final window).
 fn run(config: Config, rtts: usize, read_per_step: usize) -> (usize, u32) {
@@ -118,7 +127,7 @@ fn a_finished_stream_gives_its_growth_back() {
     for _ in 0..8 {
         t.step(usize::MAX);
     }
-    assert_eq!(t.window(), config.max_stream_window);
+    assert_eq!(t.window(), window_cap(&config));
     let server = End::Server;
     assert!(t.p.core_ref(server).window_growth() > 0);
     t.p.core(End::Client).finish(t.id).unwrap();
@@ -144,10 +153,10 @@ fn a_finished_stream_gives_its_growth_back() {
 fn window_grows_to_the_cap_when_the_reader_keeps_up() {
     let config = Config::default();
     let (per_rtt, window) = run(config.clone(), 12, usize::MAX);
-    assert_eq!(window, config.max_stream_window);
+    assert_eq!(window, window_cap(&config));
     // A full window per round trip: the link, not the initial 256 KiB window, is the limit.
     assert!(
-        per_rtt as u32 >= config.max_stream_window * 3 / 4,
+        per_rtt as u32 >= window_cap(&config) * 3 / 4,
         "{per_rtt} bytes per RTT"
     );
 }
@@ -166,5 +175,17 @@ fn window_reaches_the_cap_within_four_round_trips() {
     // doublings (256 KiB -> 32 MiB) to get there.
     let config = Config::default();
     let (_, window) = run(config.clone(), 4, usize::MAX);
-    assert_eq!(window, config.max_stream_window);
+    assert_eq!(window, window_cap(&config));
+}
+
+#[test]
+fn a_window_read_in_one_burst_jumps_to_what_the_budget_allows_after_one_round_trip() {
+    // The first 256 KiB arrive together and are read at once: the link holds far more than
+    // the window, so the first update grows it to the cap (here the session's growth budget)
+    // instead of one eightfold step per round trip.
+    let config = Config::default();
+    let mut t = Transfer::start(config.clone());
+    t.step(usize::MAX); // the SYN's 256 KiB arrive and are read
+    t.step(usize::MAX);
+    assert_eq!(t.window(), window_cap(&config));
 }

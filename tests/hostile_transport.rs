@@ -175,6 +175,12 @@ async fn row12_dripped_preface_times_out() {
         assert!(reader.io.read_buf(&mut reader.buf).await.unwrap() > 0);
     }
     let _ = reader.buf.split_to(PREFACE_LEN);
+    // Spec §2: the session's first PING follows its preface at once; then nothing but the
+    // GOAWAY.
+    assert!(matches!(
+        guard_long("PING", reader.recv()).await,
+        Some(Frame::Ping { ack: false, .. })
+    ));
     match guard_long("GOAWAY", reader.recv()).await {
         Some(Frame::GoAway {
             last_stream, code, ..

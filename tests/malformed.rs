@@ -244,3 +244,24 @@ async fn syn_carrying_more_than_the_initial_window_is_refused_from_the_header() 
     assert!(server.accept().await.is_err());
     assert_eq!(server.stats().tracked_streams, 0);
 }
+
+/// Spec §2 / §7.4: the first PING rides right behind the preface, before the peer's preface
+/// has arrived, so the round trip is known by the time the peer's first stream data is.
+#[tokio::test]
+async fn the_first_ping_goes_out_before_the_peers_preface() {
+    let (server, mut peer) = server_and_raw();
+    peer.read_preface().await; // we have sent nothing yet
+    let opaque = match support::guard("the first PING", peer.recv()).await {
+        Some(Frame::Ping { ack: false, opaque }) => opaque,
+        other => panic!("expected a PING, got {other:?}"),
+    };
+    assert!(server.stats().rtt.is_none());
+    peer.send_raw(&default_preface().encode()).await;
+    peer.send(Frame::Ping { ack: true, opaque }).await;
+    support::guard("the RTT", async {
+        while server.stats().rtt.is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}

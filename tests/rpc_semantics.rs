@@ -6,7 +6,7 @@ mod rpc_common;
 
 use braid::rpc::{Code, MetadataMap, SendError, Server, ServerStream, Status};
 use bytes::Bytes;
-use rpc_common::{all_closed, all_freed, echo_server, md, start};
+use rpc_common::{all_closed, all_freed, echo_server, md, start, start_with};
 use tokio::sync::{mpsc, oneshot};
 
 #[tokio::test(start_paused = true)]
@@ -352,7 +352,13 @@ async fn a_send_cancelled_mid_message_cancels_the_call() {
             r
         }
     });
-    let (client, c, s) = start(server);
+    // No window growth (session window = 16 x initial): the server's framework reading the
+    // request head must not open room for the whole message.
+    let config = braid::Config {
+        session_window: 16 * braid::Config::default().initial_stream_window,
+        ..braid::Config::default()
+    };
+    let (client, c, s) = start_with(server, config);
     let mut call = client
         .call("/test.Svc/Lazy", MetadataMap::new())
         .await

@@ -346,6 +346,7 @@ impl Core {
         let id = self.next_local_id as u32;
         self.next_local_id += 2;
         let mut stream = Stream::new(
+            now,
             peer.initial_stream_window,
             self.config.initial_stream_window,
         );

@@ -122,7 +122,7 @@ impl Core {
                 stream,
                 flags,
                 payload,
-            } => self.on_data(stream, flags, payload),
+            } => self.on_data(now, stream, flags, payload),
             Frame::WindowUpdate { stream, increment } => self.on_window_update(stream, increment),
             Frame::Ping { ack: false, opaque } => self.pong = Some(opaque),
             Frame::Ping { ack: true, opaque } => self.on_pong(now, opaque),
@@ -165,7 +165,7 @@ impl Core {
         true
     }
 
-    fn on_data(&mut self, id: u32, flags: Flags, payload: Bytes) {
+    fn on_data(&mut self, now: Instant, id: u32, flags: Flags, payload: Bytes) {
         let len = payload.len() as u32;
         if self.session_recv.receive(len).is_err() {
             return self.protocol_error(
@@ -175,7 +175,7 @@ impl Core {
         }
         self.bytes_received += len as u64;
         if flags.contains(Flags::SYN) {
-            return self.on_syn(id, flags, payload);
+            return self.on_syn(now, id, flags, payload);
         }
         if len == 0 && flags == Flags::NONE {
             self.count_empty_frame();
@@ -247,7 +247,7 @@ impl Core {
         }
     }
 
-    fn on_syn(&mut self, id: u32, flags: Flags, payload: Bytes) {
+    fn on_syn(&mut self, now: Instant, id: u32, flags: Flags, payload: Bytes) {
         let len = payload.len();
         if self.is_local_id(id) {
             return self.protocol_error(
@@ -286,6 +286,7 @@ impl Core {
         }
         let peer = self.peer.expect("handshake done");
         let mut stream = Stream::new(
+            now,
             peer.initial_stream_window,
             self.config.initial_stream_window,
         );

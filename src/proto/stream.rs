@@ -51,8 +51,9 @@ pub(crate) struct Stream {
     /// Bytes received and not yet read by the application.
     pub(crate) recv_buf: Option<Box<ByteQueue>>,
     pub(crate) recv_window: RecvWindow,
-    /// When the last stream WINDOW_UPDATE was granted (auto-tuning, spec §7.4).
-    pub(crate) last_grant: Option<Instant>,
+    /// When the last stream WINDOW_UPDATE was granted, or the stream created (which grants
+    /// the initial window): auto-tuning, spec §7.4.
+    pub(crate) last_grant: Instant,
     /// Local stream whose SYN is not on the wire yet.
     pub(crate) syn_pending: bool,
     /// Inbound stream accepted by the application whose ACK is not on the wire yet.
@@ -76,7 +77,7 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(send_credit: u32, recv_window: u32) -> Stream {
+    pub(crate) fn new(now: Instant, send_credit: u32, recv_window: u32) -> Stream {
         Stream {
             send: SendState::Open,
             recv: RecvState::Open,
@@ -84,7 +85,7 @@ impl Stream {
             send_credit: Credit::new(send_credit).unwrap_or_default(),
             recv_buf: None,
             recv_window: RecvWindow::new(recv_window),
-            last_grant: None,
+            last_grant: now,
             syn_pending: false,
             ack_pending: false,
             ack_held: false,

@@ -10,15 +10,25 @@ use braid::{Config, Session};
 
 /// A client and a server session over an in-memory pipe.
 pub fn sessions() -> (Session, Session) {
+    sessions_with(Config::default())
+}
+
+/// A client and a server session with `config` over an in-memory pipe.
+pub fn sessions_with(config: Config) -> (Session, Session) {
     let (a, b) = tokio::io::duplex(256 * 1024);
-    let client = Session::client(a, Config::default()).unwrap();
-    let server = Session::server(b, Config::default()).unwrap();
+    let client = Session::client(a, config.clone()).unwrap();
+    let server = Session::server(b, config).unwrap();
     (client, server)
 }
 
 /// Serves `server` on a fresh session pair; returns the client and both sessions.
 pub fn start(server: Server) -> (Client, Session, Session) {
-    let (c, s) = sessions();
+    start_with(server, Config::default())
+}
+
+/// Like [`start`], with `config` on both sessions.
+pub fn start_with(server: Server, config: Config) -> (Client, Session, Session) {
+    let (c, s) = sessions_with(config);
     let served = s.clone();
     tokio::spawn(async move { server.serve(served).await });
     (Client::new(c.clone()), c, s)

@@ -12,7 +12,7 @@ use crate::impls::{accept_tcp, connect_tcp, io_err};
 
 /// One-line description of the configuration, printed with the results.
 pub const SETTINGS: &str = "braid::rpc over one braid session, Config::default() on both ends \
-     (stream window 256 KiB auto-tuned to 32 MiB, session window 64 MiB, frames up to 64 KiB), \
+     (stream window 256 KiB auto-tuned up to 64 MiB within a 60 MiB budget, session window 64 MiB, frames up to 64 KiB), \
      BytesCodec, TCP_NODELAY; streaming: send_all on both ends (the tonic side streams too)";
 
 fn status_err(what: &'static str) -> impl FnOnce(Status) -> io::Error {
