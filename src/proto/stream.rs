@@ -54,6 +54,8 @@ pub(crate) struct Stream {
     /// When the last stream WINDOW_UPDATE was granted, or the stream created (which grants
     /// the initial window): auto-tuning, spec §7.4.
     pub(crate) last_grant: Instant,
+    /// A stream WINDOW_UPDATE was granted (`last_grant` is no longer the creation time).
+    pub(crate) updated: bool,
     /// Local stream whose SYN is not on the wire yet.
     pub(crate) syn_pending: bool,
     /// Inbound stream accepted by the application whose ACK is not on the wire yet.
@@ -86,6 +88,7 @@ impl Stream {
             recv_buf: None,
             recv_window: RecvWindow::new(recv_window),
             last_grant: now,
+            updated: false,
             syn_pending: false,
             ack_pending: false,
             ack_held: false,
