@@ -179,13 +179,18 @@ fn window_reaches_the_cap_within_four_round_trips() {
 }
 
 #[test]
-fn a_window_read_in_one_burst_jumps_to_what_the_budget_allows_after_one_round_trip() {
-    // The first 256 KiB arrive together and are read at once: the link holds far more than
-    // the window, so the first update grows it to the cap (here the session's growth budget)
-    // instead of one eightfold step per round trip.
+fn windows_read_in_bursts_jump_to_what_the_budget_allows_within_three_round_trips() {
+    // The first 256 KiB arrive together and are read at once: one observation grows the
+    // window only eightfold (the reader might stall next). Later windows are read at once
+    // too: the link holds far more, and the window jumps to the cap (here the session's
+    // growth budget, above 8 x 8 x 256 KiB) within three round trips.
     let config = Config::default();
     let mut t = Transfer::start(config.clone());
     t.step(usize::MAX); // the SYN's 256 KiB arrive and are read
-    t.step(usize::MAX);
+    t.step(usize::MAX); // the update leaves
+    assert_eq!(t.window(), config.initial_stream_window * 8);
+    for _ in 0..4 {
+        t.step(usize::MAX);
+    }
     assert_eq!(t.window(), window_cap(&config));
 }

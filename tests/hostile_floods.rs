@@ -470,6 +470,15 @@ async fn row7_empty_frames_are_counted_and_capped() {
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     peer.send(syn(1, b"x")).await;
     sync(&mut peer, 1).await;
+    // The session measures the RTT twice at start (spec §7.4): its second PING leaves after
+    // our reply to the first, behind the reply to our sync PING. Answer it before counting.
+    match peer.recv().await {
+        Some(Frame::Ping { ack: false, opaque }) => {
+            peer.send(Frame::Ping { ack: true, opaque }).await
+        }
+        other => panic!("expected the session's second PING, got {other:?}"),
+    }
+    sync(&mut peer, 3).await;
     let before = server.stats();
 
     let empty = || Frame::Data {

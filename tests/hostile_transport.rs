@@ -34,7 +34,7 @@ use tokio::{
 
 // ----- row 12: silent and dripping peers -----
 
-/// row 12: a silent peer: it answered the first PING, then sends nothing. Keepalive sends a
+/// row 12: a silent peer: it answered the startup PINGs, then sends nothing. Keepalive sends a
 /// PING after `keepalive_interval` and closes the session with Timeout(Keepalive) and
 /// GOAWAY(TIMEOUT) when no reply came within `keepalive_timeout`.
 #[tokio::test(start_paused = true)]
@@ -51,10 +51,7 @@ async fn row12_silent_peer_is_closed_by_keepalive() {
     let mut peer = RawPeer::new(b);
     peer.handshake().await;
     let started = Instant::now();
-    match peer.recv().await.unwrap() {
-        Frame::Ping { ack: false, opaque } => peer.send(Frame::Ping { ack: true, opaque }).await,
-        other => panic!("expected the first PING, got {other:?}"),
-    }
+    answer_startup_pings(&mut peer).await;
     // From now on the peer says nothing.
     match support::guard("keepalive PING", peer.recv()).await.unwrap() {
         Frame::Ping { ack: false, .. } => assert_eq!(started.elapsed(), INTERVAL),
@@ -68,6 +65,19 @@ async fn row12_silent_peer_is_closed_by_keepalive() {
         Some(Error::Timeout(TimeoutKind::Keepalive))
     ));
     assert!(peer.recv().await.is_none(), "transport closed");
+}
+
+/// Answers the two PINGs a session sends at start (spec §7.4: the first leaves with the
+/// preface, the second as soon as the first is answered).
+async fn answer_startup_pings(peer: &mut RawPeer) {
+    for which in ["first", "second"] {
+        match peer.recv().await.unwrap() {
+            Frame::Ping { ack: false, opaque } => {
+                peer.send(Frame::Ping { ack: true, opaque }).await
+            }
+            other => panic!("expected the {which} PING, got {other:?}"),
+        }
+    }
 }
 
 /// Hang guard for scenarios that run minutes of the paused clock.
@@ -113,10 +123,7 @@ async fn row12_dripped_frame_is_closed_by_keepalive() {
     let mut peer = RawPeer::new(b);
     peer.handshake().await;
     let started = Instant::now();
-    match peer.recv().await.unwrap() {
-        Frame::Ping { ack: false, opaque } => peer.send(Frame::Ping { ack: true, opaque }).await,
-        other => panic!("expected the first PING, got {other:?}"),
-    }
+    answer_startup_pings(&mut peer).await;
     let body = encode_all(&[data_frame(1, Flags::SYN, Bytes::from(vec![1u8; 1000]))]);
     let (mut reader, wr) = split(peer);
     let drip = spawn_drip(wr, body.to_vec());

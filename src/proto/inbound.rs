@@ -358,6 +358,13 @@ impl Core {
                 self.ping.inflight = None;
                 self.ping.rtt = Some(now.saturating_duration_since(at));
                 self.ping.completed += 1;
+                if self.ping.completed == 1 {
+                    // The first PING left before the peer's preface (spec §2), so its sample
+                    // may include the peer's accept and setup time: measure once more at once
+                    // (spec §7.4), the later sample replacing it.
+                    self.ping.to_send = Some(self.ping.next_opaque);
+                    self.ping.next_opaque += 1;
+                }
                 self.ping.waiters.drain_into(&mut self.wake);
             }
             // A reply we did not ask for: harmless, but it costs us a frame like an empty one.

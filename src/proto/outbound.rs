@@ -32,12 +32,14 @@ const LONG_RTT: Duration = Duration::from_millis(1);
 /// * Short links (`rtt` < [`LONG_RTT`]): after the first update, if a quarter window was
 ///   consumed within two round trips, `GROWTH_FACTOR` times.
 /// * Long links: if at the drain rate c/t the reader would empty all of the window within
-///   two round trips, to `GROWTH_FACTOR` times its size or to four bandwidth-delay products
-///   at that rate if that is more. Four: quarter-window updates need the window to cover the
-///   BDP plus a quarter plus the update's own trip, and a rate measured over one
-///   window-limited burst underestimates the link (on long-link a 256 KiB burst showed about
-///   half the link's rate). So a burst read much faster than the RTT makes the window jump
-///   to what the link holds instead of taking a round trip per eightfold step.
+///   two round trips, `GROWTH_FACTOR` times; and once the stream has had an update (the
+///   reader kept up twice, not just read the first burst once and perhaps stalled), to four
+///   bandwidth-delay products at that rate if that is more. Four: quarter-window updates
+///   need the window to cover the BDP plus a quarter plus the update's own trip, and a rate
+///   measured over one window-limited burst underestimates the link (on long-link a 256 KiB
+///   burst showed about half the link's rate). So a burst read much faster than the RTT
+///   makes the window jump to what the link holds instead of taking a round trip per
+///   eightfold step.
 fn grown_window(
     size: u32,
     consumed: u32,
@@ -54,7 +56,8 @@ fn grown_window(
     if drained(rtt * 2) < u128::from(size) {
         return None;
     }
-    Some(multiplied.max(drained(rtt * 4)).min(u128::from(u32::MAX)) as u32)
+    let bdps = if updated { drained(rtt * 4) } else { 0 };
+    Some(multiplied.max(bdps).min(u128::from(u32::MAX)) as u32)
 }
 
 impl Core {
@@ -371,16 +374,25 @@ mod tests {
 
     #[test]
     fn a_burst_much_shorter_than_a_long_rtt_jumps_to_four_bdps() {
-        // 256 KiB read within 1 ms of the grant, 20 ms RTT: 256 KiB/ms x 20 ms x 4 = 20 MiB,
-        // from the stream's very first update.
+        // 256 KiB read within 1 ms of the grant, 20 ms RTT: 256 KiB/ms x 20 ms x 4 = 20 MiB.
         assert_eq!(
-            grown_window(256 * KIB, 256 * KIB, MS, 20 * MS, false),
+            grown_window(256 * KIB, 256 * KIB, MS, 20 * MS, true),
             Some(20 * 1024 * KIB)
         );
         // All at once: as large as the caller's caps allow.
         assert_eq!(
-            grown_window(256 * KIB, 64 * KIB, Duration::ZERO, 20 * MS, false),
+            grown_window(256 * KIB, 64 * KIB, Duration::ZERO, 20 * MS, true),
             Some(u32::MAX)
+        );
+    }
+
+    #[test]
+    fn a_first_burst_alone_grows_only_eightfold() {
+        // The stream's first update: the reader took the first burst at once, but may stall
+        // next (an RPC server reading a request head); one observation is not a fast link.
+        assert_eq!(
+            grown_window(256 * KIB, 256 * KIB, Duration::ZERO, 20 * MS, false),
+            Some(2048 * KIB)
         );
     }
 }

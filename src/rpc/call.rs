@@ -213,7 +213,13 @@ impl<C: Codec> CallSender<C> {
     /// Stops at the first message it can't send: [`SendError::Rejected`] for a message over
     /// the send limit or one the codec refused (the messages before it are sent, the call
     /// goes on, the rest of `msgs` is left unread), [`SendError::Ended`] when the call is
-    /// over.
+    /// over. While it waits for `msgs` it notices the deadline but not the call ending
+    /// otherwise (the server finishing it, a reset): that shows at the next write, or in
+    /// `recv`.
+    ///
+    /// Not cancel-safe: dropping it while a batch waits for flow control leaves that batch
+    /// half queued, and the call is then cancelled (as for a dropped [`CallSender::send`]);
+    /// the messages it took from `msgs` are lost with it.
     ///
     /// ```no_run
     /// # async fn demo(client: braid::rpc::Client) -> Result<(), Box<dyn std::error::Error>> {

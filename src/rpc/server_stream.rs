@@ -269,7 +269,9 @@ impl<C: Codec> ServerStream<C> {
 
     /// Splits into an answering and a receiving half, for two tasks or for feeding
     /// [`ServerSender::send_all`] from [`ServerReceiver::messages`]. Read the request head
-    /// ([`ServerStream::metadata`]) first: the halves don't carry it.
+    /// ([`ServerStream::metadata`]) first: the halves don't carry it. The call still ends
+    /// when the handler returns: halves moved into other tasks then fail (the stream is
+    /// finished or reset), so await those tasks before returning.
     ///
     /// ```no_run
     /// use braid::rpc::{Server, ServerStream};
@@ -343,7 +345,12 @@ impl<C: Codec> ServerSender<C> {
     /// of `msgs` is left unread): an `Err` item of `msgs` (e.g. from
     /// [`ServerReceiver::messages`]), a message over the send limit (`ResourceExhausted`) or
     /// refused by the codec, or the call's end. Returning that error from the handler makes
-    /// it the call's status.
+    /// it the call's status. While it waits for `msgs` it does not notice the call ending
+    /// (cancelled by the client, the deadline): that shows at its next write; a source that
+    /// may wait long should itself end then (e.g. [`ServerReceiver::messages`] does).
+    ///
+    /// Not cancel-safe: dropping it while a batch waits for flow control leaves that batch
+    /// half queued, and the call is then reset; the messages it took from `msgs` are lost.
     pub async fn send_all<S>(&mut self, msgs: S) -> Result<(), Status>
     where
         S: Stream<Item = Result<C::Encode, Status>>,
