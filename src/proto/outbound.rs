@@ -24,6 +24,16 @@ const GROWTH_FACTOR: u32 = 8;
 /// 2x worse, bulk about 0.7x).
 const LONG_RTT: Duration = Duration::from_millis(1);
 
+/// The most one growth step may add: what is left of the session's growth `budget` (spec
+/// §7.4), but never more than half of the whole budget, so a reader that took a burst at
+/// speed and then stalled (an RPC server that read a request head) holds at most half of it
+/// and the streams after it still grow; a stream that keeps up takes the rest at its next
+/// step.
+fn growth_step_cap(budget: u64, used: u64) -> u32 {
+    let left = budget.saturating_sub(used);
+    left.min(budget / 2).min(u64::from(u32::MAX)) as u32
+}
+
 /// The size a window of `size` grows to (before the cap and the budget) when its reader
 /// consumed `consumed` bytes within `since` of the last grant on a link of round trip `rtt`,
 /// or `None` if the reader, not the window, is the limit (spec §7.4). `updated`: the last
@@ -32,14 +42,14 @@ const LONG_RTT: Duration = Duration::from_millis(1);
 /// * Short links (`rtt` < [`LONG_RTT`]): after the first update, if a quarter window was
 ///   consumed within two round trips, `GROWTH_FACTOR` times.
 /// * Long links: if at the drain rate c/t the reader would empty all of the window within
-///   two round trips, `GROWTH_FACTOR` times; and once the stream has had an update (the
-///   reader kept up twice, not just read the first burst once and perhaps stalled), to four
-///   bandwidth-delay products at that rate if that is more. Four: quarter-window updates
-///   need the window to cover the BDP plus a quarter plus the update's own trip, and a rate
-///   measured over one window-limited burst underestimates the link (on long-link a 256 KiB
-///   burst showed about half the link's rate). So a burst read much faster than the RTT
-///   makes the window jump to what the link holds instead of taking a round trip per
-///   eightfold step.
+///   two round trips, to `GROWTH_FACTOR` times its size or to four bandwidth-delay products
+///   at that rate if that is more. Four: quarter-window updates need the window to cover the
+///   BDP plus a quarter plus the update's own trip, and a rate measured over one
+///   window-limited burst underestimates the link (on long-link a 256 KiB burst showed about
+///   half the link's rate). So a burst read much faster than the RTT makes the window jump
+///   to what the link holds instead of taking a round trip per eightfold step.
+///
+/// The caller caps one step at half of the growth budget ([`growth_step_cap`]).
 fn grown_window(
     size: u32,
     consumed: u32,
@@ -56,8 +66,7 @@ fn grown_window(
     if drained(rtt * 2) < u128::from(size) {
         return None;
     }
-    let bdps = if updated { drained(rtt * 4) } else { 0 };
-    Some(multiplied.max(bdps).min(u128::from(u32::MAX)) as u32)
+    Some(multiplied.max(drained(rtt * 4)).min(u128::from(u32::MAX)) as u32)
 }
 
 impl Core {
@@ -211,11 +220,10 @@ impl Core {
             if let Some(rtt) = rtt.filter(|_| w.size < max_window) {
                 let since = now.saturating_duration_since(stream.last_grant);
                 if let Some(target) = grown_window(w.size, w.unacked, since, rtt, stream.updated) {
-                    let left = budget.saturating_sub(self.window_growth);
                     let extra = target
                         .min(max_window)
                         .saturating_sub(w.size)
-                        .min(left.min(u32::MAX as u64) as u32);
+                        .min(growth_step_cap(budget, self.window_growth));
                     if extra > 0 {
                         w.grow(extra);
                         self.window_growth += u64::from(extra);
@@ -387,12 +395,10 @@ mod tests {
     }
 
     #[test]
-    fn a_first_burst_alone_grows_only_eightfold() {
-        // The stream's first update: the reader took the first burst at once, but may stall
-        // next (an RPC server reading a request head); one observation is not a fast link.
-        assert_eq!(
-            grown_window(256 * KIB, 256 * KIB, Duration::ZERO, 20 * MS, false),
-            Some(2048 * KIB)
-        );
+    fn one_step_takes_at_most_half_of_the_budget() {
+        assert_eq!(growth_step_cap(60 << 20, 0), 30 << 20);
+        assert_eq!(growth_step_cap(60 << 20, 30 << 20), 30 << 20);
+        assert_eq!(growth_step_cap(60 << 20, 50 << 20), 10 << 20);
+        assert_eq!(growth_step_cap(60 << 20, 61 << 20), 0);
     }
 }
