@@ -445,3 +445,19 @@ async fn record_fuzz_corpus() {
         }
     }
 }
+
+/// session crash 5 (session 3, after the first PING began to ride behind the preface, spec
+/// §2): we sent GOAWAY, the peer's GOAWAY arrived, and with no stream left the session ended,
+/// all before our first transmit; that transmit sent preface, PING, GOAWAY — a PING after the
+/// session had ended. Only the GOAWAY may follow the preface then.
+#[test]
+fn session_ended_before_its_first_transmit_sends_no_ping() {
+    let goaway_0: &[u8] = &[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0];
+    let wire = wire(&[goaway_0]);
+    let h = session::run(
+        Knobs::default(),
+        &[Op::GoAway(159), Op::Feed(100), Op::Transmit(100)],
+        &wire,
+    );
+    assert!(h.core().error().is_some(), "both GOAWAYs, no stream: ended");
+}

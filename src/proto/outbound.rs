@@ -101,8 +101,11 @@ impl Core {
             tx.push_raw(&preface);
             // Spec §2: the first PING rides right behind the preface, without waiting for
             // the peer's, so the RTT that auto-tuning needs (§7.4) is known one round trip
-            // sooner: by the time the peer's first stream data arrives.
-            self.push_ping(now, tx);
+            // sooner: by the time the peer's first stream data arrives. Not once the session
+            // has failed: then only its GOAWAY follows.
+            if self.error.is_none() {
+                self.push_ping(now, tx);
+            }
         }
         if let Some(goaway) = self.goaway_out.take() {
             if self.error.is_none() {
