@@ -7,7 +7,10 @@ mod rpc_common;
 
 use std::time::Duration;
 
-use braid::rpc::{CallOptions, Code, MetadataMap, SendError, Server, ServerStream, Status};
+use braid::rpc::{
+    CallOptions, CallReceiver, CallSender, Client, Code, MetadataMap, SendError, Server,
+    ServerStream, Status,
+};
 use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
 use rpc_common::{all_freed, md, start};
@@ -21,6 +24,15 @@ fn batch_echo_server() -> Server {
     })
 }
 
+/// A call to [`batch_echo_server`]'s route, split.
+async fn batch_echo_call(client: &Client) -> (CallSender, CallReceiver) {
+    let call = client
+        .call("/test.Echo/Batch", MetadataMap::new())
+        .await
+        .unwrap();
+    call.split()
+}
+
 /// Message `i`: its index and a length that varies from 0 to 700 bytes, so batches hold
 /// records of many sizes and cross the 32 KiB batch limit at odd offsets.
 fn message(i: u32) -> Bytes {
@@ -32,11 +44,7 @@ fn message(i: u32) -> Bytes {
 #[tokio::test(start_paused = true)]
 async fn send_all_both_ways_echoes_every_message_in_order() {
     let (client, c, s) = start(batch_echo_server());
-    let call = client
-        .call("/test.Echo/Batch", MetadataMap::new())
-        .await
-        .unwrap();
-    let (mut tx, mut rx) = call.split();
+    let (mut tx, mut rx) = batch_echo_call(&client).await;
     // ~7 MiB: far more than the stream windows and send buffers, so batches wait for credit.
     const COUNT: u32 = 20_000;
     let sender = tokio::spawn(async move {
@@ -58,11 +66,7 @@ async fn send_all_both_ways_echoes_every_message_in_order() {
 #[tokio::test(start_paused = true)]
 async fn send_all_does_not_hold_a_message_back_for_the_next_one() {
     let (client, _, _) = start(batch_echo_server());
-    let call = client
-        .call("/test.Echo/Batch", MetadataMap::new())
-        .await
-        .unwrap();
-    let (mut tx, mut rx) = call.split();
+    let (mut tx, mut rx) = batch_echo_call(&client).await;
     let (feed, source) = futures::channel::mpsc::unbounded::<Bytes>();
     let sender = tokio::spawn(async move { tx.send_all(source).await.map(|()| tx) });
     // One message at a time: each echo must come back while the source is still open.
@@ -85,11 +89,7 @@ async fn send_all_does_not_hold_a_message_back_for_the_next_one() {
 async fn send_all_stops_at_an_oversize_message_and_the_call_goes_on() {
     let (client, _, _) = start(batch_echo_server());
     let client = client.max_send_message_size(1000);
-    let call = client
-        .call("/test.Echo/Batch", MetadataMap::new())
-        .await
-        .unwrap();
-    let (mut tx, mut rx) = call.split();
+    let (mut tx, mut rx) = batch_echo_call(&client).await;
     let msgs = vec![
         message(1),
         message(2),

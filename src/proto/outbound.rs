@@ -57,16 +57,17 @@ fn grown_window(
     rtt: Duration,
     updated: bool,
 ) -> Option<u32> {
+    let saturate = |n: u128| n.min(u128::from(u32::MAX)) as u32;
     let multiplied = u128::from(size) * u128::from(GROWTH_FACTOR);
     if rtt < LONG_RTT {
-        return (updated && since < rtt * 2).then(|| multiplied.min(u128::from(u32::MAX)) as u32);
+        return (updated && since < rtt * 2).then(|| saturate(multiplied));
     }
     // Bytes the reader drains in `per` at its rate since the last grant.
     let drained = |per: Duration| u128::from(consumed) * per.as_nanos() / since.as_nanos().max(1);
     if drained(rtt * 2) < u128::from(size) {
         return None;
     }
-    Some(multiplied.max(drained(rtt * 4)).min(u128::from(u32::MAX)) as u32)
+    Some(saturate(multiplied.max(drained(rtt * 4))))
 }
 
 impl Core {

@@ -24,11 +24,15 @@ use super::{
 /// hundreds of small messages, small enough to stay well inside a stream's send buffer.
 pub(crate) const BATCH_BYTES: usize = 32 * 1024;
 
-/// Readies `buf` for the next batch: a fresh buffer of [`BATCH_BYTES`] when the last one
-/// was handed to the stream (one allocation per batch, of a size the allocator reuses).
+/// Room a batch buffer has beyond [`BATCH_BYTES`]: [`fill`] stops only once the limit is
+/// passed, so the last small message fits without the buffer growing.
+const BATCH_SLACK: usize = 1024;
+
+/// Readies `buf` for the next batch: a fresh buffer when the last one was handed to the
+/// stream (one allocation per batch, always of the same size, which the allocator reuses).
 pub(crate) fn prepare(buf: &mut BytesMut) {
     if buf.capacity() == 0 {
-        *buf = BytesMut::with_capacity(BATCH_BYTES + 1024);
+        *buf = BytesMut::with_capacity(BATCH_BYTES + BATCH_SLACK);
     }
 }
 
