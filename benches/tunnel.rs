@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! cargo bench --bench tunnel -- [--connections 64] [--seconds 5] [--body 1024] [--rounds 2]
+//!     [--only direct|forward|tunnel]
 //! ```
 
 use std::{
@@ -46,6 +47,10 @@ struct Args {
     /// Runs per path; direct, forward and tunnel alternate.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Run only this path (`direct`, `forward` or `tunnel`) and print its rows, e.g. under a
+    /// profiler.
+    #[arg(long)]
+    only: Option<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -168,6 +173,18 @@ async fn main() {
     );
     let warmup = Duration::from_secs(1);
     let (mut direct, mut forwarded, mut tunnelled) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some(path) = &args.only {
+        let addr = match path.as_str() {
+            "direct" => web.addr,
+            "forward" => forward_addr,
+            "tunnel" => tunnel_addr,
+            other => panic!("--only {other}: expected direct, forward or tunnel"),
+        };
+        for _ in 0..args.rounds.max(1) {
+            print_row(path, &load(addr, &args, warmup).await);
+        }
+        return;
+    }
     for _ in 0..args.rounds.max(1) {
         let run = load(web.addr, &args, warmup).await;
         print_row("direct", &run);
