@@ -36,7 +36,7 @@ usage: compare [--quick | --full] [--only IMPL,..] [--workload NAME,..] [--round
                [--mode split,shared] [--timeout SECS] [--out DIR]
 
   --quick          scaled-down sizes, about two minutes on two cores (default)
-  --full           the full sizes (512 MiB bulk, 20,000 round trips, ...)
+  --full           the full sizes (1 GiB bulk, 20,000 round trips, ...)
   --only           implementations: braid, braid-tuned, h2, h2-tuned, yamux, yamux-tuned,
                    tcp, tcp-nconn, braid-rpc, tonic (default: all)
   --workload       bulk-1, bulk-100, pingpong, msgs, open-close (= open-close-seq and

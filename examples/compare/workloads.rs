@@ -217,9 +217,11 @@ impl Params {
                 rpc: crate::rpc::RpcParams::new(preset),
             },
             Preset::Full => Params {
-                bulk1_bytes: 512 * mib,
+                // Long enough (~0.4 s at 2.5 GiB/s) that one run spans many scheduling
+                // decisions of a shared runtime instead of catching one placement.
+                bulk1_bytes: 1024 * mib,
                 bulk100_streams: 100,
-                bulk100_bytes: 8 * mib,
+                bulk100_bytes: 16 * mib,
                 pingpong_rounds: 20_000,
                 msgs: 1_000_000,
                 open_close: 20_000,
