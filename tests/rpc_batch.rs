@@ -221,3 +221,93 @@ async fn split_server_halves_work_from_two_tasks() {
     assert_eq!(call.recv().await.unwrap(), None);
     assert_eq!(call.trailer().unwrap().get("t"), Some("1"));
 }
+
+/// A server whose route answers from a source that never yields, and reports what
+/// `send_all` returned (and that the handler got to return at all).
+fn never_yielding_server(outcome: tokio::sync::mpsc::UnboundedSender<Status>) -> Server {
+    Server::new().route("/test.Svc/Pending", move |s: ServerStream| {
+        let outcome = outcome.clone();
+        async move {
+            let (mut tx, _rx) = s.split();
+            tx.send_header(md(&[("waiting", "yes")])).await?;
+            let err = tx
+                .send_all(stream::pending::<Result<Bytes, Status>>())
+                .await
+                .expect_err("a source that never yields can't end send_all cleanly");
+            let _ = outcome.send(err.clone());
+            Err(err)
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_send_all_waiting_for_its_source_ends_when_the_client_cancels() {
+    let (report, mut outcome) = tokio::sync::mpsc::unbounded_channel();
+    let (client, c, s) = start(never_yielding_server(report));
+    let mut call = client
+        .call("/test.Svc/Pending", MetadataMap::new())
+        .await
+        .unwrap();
+    // The header says the handler is inside send_all (or about to be).
+    assert_eq!(call.header().await.unwrap().get("waiting"), Some("yes"));
+    drop(call); // cancels the call: RESET to the server
+    let status = tokio::time::timeout(Duration::from_secs(30), outcome.recv())
+        .await
+        .expect("the handler stayed in send_all after the client cancelled")
+        .unwrap();
+    assert_eq!(status.code(), Code::Cancelled);
+    all_freed(&c, &s).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_send_all_waiting_for_its_source_ends_at_the_deadline() {
+    let (report, mut outcome) = tokio::sync::mpsc::unbounded_channel();
+    let (client, c, s) = start(never_yielding_server(report));
+    let opts = CallOptions {
+        timeout: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let start = tokio::time::Instant::now();
+    let mut call = client
+        .call_with("/test.Svc/Pending", MetadataMap::new(), opts)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), outcome.recv())
+        .await
+        .expect("the handler stayed in send_all past the deadline")
+        .unwrap();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(tokio::time::Instant::now() - start, Duration::from_secs(2));
+    assert_eq!(
+        call.recv().await.unwrap_err().code(),
+        Code::DeadlineExceeded
+    );
+    drop(call);
+    all_freed(&c, &s).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_send_all_waiting_for_its_source_ends_when_the_server_finishes() {
+    // The handler answers without reading the client's messages.
+    let server = Server::new().route("/test.Svc/Early", |mut s: ServerStream| async move {
+        s.send(Bytes::from_static(b"done")).await
+    });
+    let (client, c, s) = start(server);
+    let (mut tx, mut rx) = client
+        .call("/test.Svc/Early", MetadataMap::new())
+        .await
+        .unwrap()
+        .split();
+    let sender = tokio::spawn(async move { tx.send_all(stream::pending::<Bytes>()).await });
+    let sent = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .expect("send_all stayed waiting for its source after the server ended the call")
+        .unwrap();
+    assert_eq!(sent, Err(SendError::Ended));
+    // The real outcome comes from recv.
+    assert_eq!(rx.recv().await.unwrap().unwrap(), &b"done"[..]);
+    assert_eq!(rx.recv().await.unwrap(), None);
+    assert!(rx.status().unwrap().is_ok());
+    drop(rx);
+    all_freed(&c, &s).await;
+}

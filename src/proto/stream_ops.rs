@@ -238,6 +238,24 @@ impl Core {
         }
     }
 
+    /// `Ready` with the error a write would get once the send half can take no more bytes
+    /// (finished, stopped or reset by the peer, aborted with the session, or gone);
+    /// `Pending`, with `waker` registered as the stream's writer, while it still can. Lets a
+    /// writer that is waiting for something else notice the stream's end.
+    pub fn poll_send_closed(&mut self, id: u32, waker: &Waker) -> Poll<Error> {
+        let (cap, session_room) = self.send_caps();
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Poll::Ready(self.gone_error());
+        };
+        match stream.send_room(cap, session_room) {
+            Err(err) => Poll::Ready(err),
+            Ok(_) => {
+                stream.write_waker = Some(waker.clone());
+                Poll::Pending
+            }
+        }
+    }
+
     /// Half-closes the send direction: FIN follows the buffered bytes (spec §6.1).
     /// Idempotent; fails only if the stream was aborted.
     pub fn finish(&mut self, id: u32) -> Result<(), Error> {

@@ -15,6 +15,7 @@ use futures::Stream;
 
 use super::{
     codec::Codec,
+    io::{RecordWriter, WriteError},
     status::Status,
     wire::{record_header, Kind},
 };
@@ -45,13 +46,20 @@ pub(crate) enum Filled<E> {
     Done,
     /// `encode` failed on an item; the buffer holds the messages before it.
     Failed(E),
+    /// The call's stream can take no more records (the peer reset it or stopped reading,
+    /// the session ended, this side reset it at the deadline) while the source had nothing
+    /// ready; the buffer is empty.
+    Closed(WriteError),
 }
 
 /// Waits for the source's next item, then takes every item it has ready without waiting,
-/// encoding each into `buf`, until `buf` holds [`BATCH_BYTES`] or more. Cancel-safe: it
-/// waits only while `buf` is empty, so dropping it never loses a taken item.
+/// encoding each into `buf`, until `buf` holds [`BATCH_BYTES`] or more. While it waits it
+/// also watches `writer`, so a call that ends meanwhile stops it at once rather than when
+/// the source next yields (which may be never). Cancel-safe: it waits only while `buf` is
+/// empty, so dropping it never loses a taken item.
 pub(crate) async fn fill<S, E>(
     mut source: Pin<&mut S>,
+    writer: &RecordWriter,
     buf: &mut BytesMut,
     mut encode: impl FnMut(S::Item, &mut BytesMut) -> Result<(), E>,
 ) -> Filled<E>
@@ -69,7 +77,9 @@ where
                 }
             }
             Poll::Ready(None) => return Poll::Ready(Filled::Done),
-            Poll::Pending if buf.is_empty() => return Poll::Pending,
+            Poll::Pending if buf.is_empty() => {
+                return writer.poll_closed(cx).map(Filled::Closed);
+            }
             Poll::Pending => return Poll::Ready(Filled::More),
         }
     })

@@ -213,9 +213,9 @@ impl<C: Codec> CallSender<C> {
     /// Stops at the first message it can't send: [`SendError::Rejected`] for a message over
     /// the send limit or one the codec refused (the messages before it are sent, the call
     /// goes on, the rest of `msgs` is left unread), [`SendError::Ended`] when the call is
-    /// over. While it waits for `msgs` it notices the deadline but not the call ending
-    /// otherwise (the server finishing it, a reset): that shows at the next write, or in
-    /// `recv`.
+    /// over. It notices the call's end while it waits for `msgs` too (the deadline, the
+    /// server finishing the call or resetting it, the session's end), so a source that
+    /// never yields can't keep it waiting past the call; the status comes from `recv`.
     ///
     /// Not cancel-safe: dropping it while a batch waits for flow control leaves that batch
     /// half queued, and the call is then cancelled (as for a dropped [`CallSender::send`]);
@@ -247,7 +247,7 @@ impl<C: Codec> CallSender<C> {
             }
             batch::prepare(&mut buf);
             let (codec, max_send) = (&mut self.codec, self.max_send);
-            let fill = batch::fill(msgs.as_mut(), &mut buf, |msg, buf| {
+            let fill = batch::fill(msgs.as_mut(), &self.writer, &mut buf, |msg, buf| {
                 encode_message(codec, msg, max_send).map(|body| batch::push_message(buf, &body))
             });
             let filled = match self.deadline {
@@ -268,6 +268,7 @@ impl<C: Codec> CallSender<C> {
                 Filled::More => {}
                 Filled::Done => return Ok(()),
                 Filled::Failed(status) => return Err(SendError::Rejected(status)),
+                Filled::Closed(e) => return self.check_written(Err(e)),
             }
         }
     }

@@ -3,7 +3,13 @@
 //! (the sender, the receiver and drop paths all may reset it), and the mapping from stream
 //! errors and RESET codes to statuses (spec/RPC.md §6).
 
-use std::{future::poll_fn, io, pin::Pin, sync::Arc, task::Poll};
+use std::{
+    future::poll_fn,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use bytes::{Buf, Bytes};
 use parking_lot::Mutex;
@@ -298,6 +304,23 @@ impl RecordWriter {
                 }
                 w.state = State::Broken(e.clone());
                 Poll::Ready(Err(WriteError::Stream(e)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// `Ready` with the reason once no record can be written any more: this side finished
+    /// or reset the stream, or it broke (the peer reset it or stopped reading, the session
+    /// ended). `Pending` while the stream is open; the waker is woken when that changes.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<WriteError> {
+        let mut w = self.inner.lock();
+        if let Err(e) = w.check() {
+            return Poll::Ready(e);
+        }
+        match w.stream.poll_closed(cx) {
+            Poll::Ready(e) => {
+                w.state = State::Broken(e.clone());
+                Poll::Ready(WriteError::Stream(e))
             }
             Poll::Pending => Poll::Pending,
         }

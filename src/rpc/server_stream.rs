@@ -345,9 +345,10 @@ impl<C: Codec> ServerSender<C> {
     /// of `msgs` is left unread): an `Err` item of `msgs` (e.g. from
     /// [`ServerReceiver::messages`]), a message over the send limit (`ResourceExhausted`) or
     /// refused by the codec, or the call's end. Returning that error from the handler makes
-    /// it the call's status. While it waits for `msgs` it does not notice the call ending
-    /// (cancelled by the client, the deadline): that shows at its next write; a source that
-    /// may wait long should itself end then (e.g. [`ServerReceiver::messages`] does).
+    /// it the call's status. It notices the call's end while it waits for `msgs` too
+    /// (`Cancelled` when the client cancels or stops reading, `DeadlineExceeded`,
+    /// `Unavailable` when the session ends), so a source that never yields can't keep the
+    /// handler alive past the call.
     ///
     /// Not cancel-safe: dropping it while a batch waits for flow control leaves that batch
     /// half queued, and the call is then reset; the messages it took from `msgs` are lost.
@@ -360,7 +361,7 @@ impl<C: Codec> ServerSender<C> {
         loop {
             batch::prepare(&mut buf);
             let (codec, max_send) = (&mut self.codec, self.call.max_send);
-            let filled = batch::fill(msgs.as_mut(), &mut buf, |item, buf| {
+            let filled = batch::fill(msgs.as_mut(), &self.call.writer, &mut buf, |item, buf| {
                 let body = encode_message(codec, item?, max_send)?;
                 batch::push_message(buf, &body);
                 Ok(())
@@ -379,6 +380,7 @@ impl<C: Codec> ServerSender<C> {
                 Filled::More => {}
                 Filled::Done => return Ok(()),
                 Filled::Failed(status) => return Err(status),
+                Filled::Closed(e) => return Err(self.call.write_error(e)),
             }
         }
     }

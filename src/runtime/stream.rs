@@ -154,6 +154,14 @@ impl SendStream {
         r
     }
 
+    /// `Ready` with the error a write would get once this half can send no more (the peer
+    /// reset the stream or stopped reading, the session ended, or it was finished or reset
+    /// here); `Pending` while it can, woken when that changes.
+    pub(crate) fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
+        self.shared
+            .with(|core| core.poll_send_closed(self.id, cx.waker()))
+    }
+
     /// Queues all of `parts` at once if the send buffers have room for every byte, else
     /// nothing (`Ok(false)`); never waits. The RPC layer's fast path for small records.
     pub(crate) fn try_write_all(&mut self, parts: &[&[u8]]) -> Result<bool, Error> {
