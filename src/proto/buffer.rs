@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Payloads below this are copied into the tail instead of kept as their own `Bytes`, which
 /// would also pin the whole read buffer they were split from.
@@ -65,10 +65,10 @@ impl ByteQueue {
         let out = match self.chunks.front_mut() {
             Some(front) if front.len() > max => front.split_to(max),
             Some(_) => self.chunks.pop_front().expect("front exists"),
-            None => {
-                let n = max.min(self.tail.len());
-                self.tail.split_to(n).freeze()
-            }
+            // The whole tail: hand its allocation over as is (splitting it would allocate
+            // the shared header `bytes` needs for a buffer with two owners).
+            None if max >= self.tail.len() => std::mem::take(&mut self.tail).freeze(),
+            None => self.tail.split_to(max).freeze(),
         };
         self.len -= out.len();
         if self.len == 0 {
@@ -78,15 +78,35 @@ impl ByteQueue {
         Some(out)
     }
 
-    /// Copies up to `dst.len()` bytes out; returns how many.
+    /// Copies up to `dst.len()` bytes out; returns how many. Copies straight from the
+    /// queue's chunks (no `Bytes` made on the way).
     pub(crate) fn read_into(&mut self, dst: &mut [u8]) -> usize {
         let mut n = 0;
-        while n < dst.len() {
-            let Some(chunk) = self.pop(dst.len() - n) else {
-                break;
+        while n < dst.len() && self.len > 0 {
+            let want = dst.len() - n;
+            let taken = match self.chunks.front_mut() {
+                Some(front) => {
+                    let k = want.min(front.len());
+                    dst[n..n + k].copy_from_slice(&front[..k]);
+                    if k == front.len() {
+                        self.chunks.pop_front();
+                    } else {
+                        front.advance(k);
+                    }
+                    k
+                }
+                None => {
+                    let k = want.min(self.tail.len());
+                    dst[n..n + k].copy_from_slice(&self.tail[..k]);
+                    self.tail.advance(k);
+                    k
+                }
             };
-            dst[n..n + chunk.len()].copy_from_slice(&chunk);
-            n += chunk.len();
+            self.len -= taken;
+            n += taken;
+        }
+        if self.len == 0 {
+            self.tail = BytesMut::new(); // idle: hold no buffer (as in `pop`)
         }
         n
     }
@@ -96,6 +116,42 @@ impl ByteQueue {
         let n = self.len;
         *self = ByteQueue::default();
         n
+    }
+}
+
+/// Empty queues kept by a session for its streams' next bytes, so a stream that sends or
+/// receives one message at a time doesn't allocate and free its queue for each one. A
+/// stream holds a queue only while bytes are in it (idle streams cost no buffer); the pool
+/// is per session and bounded, whatever the number of streams.
+#[derive(Debug, Default)]
+pub(crate) struct QueuePool {
+    // Streams hold their queue boxed (an idle stream pays one pointer); keeping the boxes
+    // is the point: they go back to a stream without an allocation.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<ByteQueue>>,
+}
+
+/// Queues a [`QueuePool`] keeps at most (a few KiB per session).
+const SPARE_QUEUES: usize = 16;
+
+/// A returned queue whose chunk list grew beyond this is dropped rather than kept.
+const SPARE_CHUNK_CAPACITY: usize = 8;
+
+impl QueuePool {
+    /// An empty queue: a kept one if there is one.
+    pub(crate) fn take(&mut self) -> Box<ByteQueue> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Takes back a queue that a stream emptied.
+    pub(crate) fn put(&mut self, queue: Box<ByteQueue>) {
+        debug_assert!(queue.is_empty(), "only empty queues are kept");
+        if queue.is_empty()
+            && queue.chunks.capacity() <= SPARE_CHUNK_CAPACITY
+            && self.spare.len() < SPARE_QUEUES
+        {
+            self.spare.push(queue);
+        }
     }
 }
 
@@ -116,6 +172,41 @@ mod tests {
         assert!(out[2..2 + COPY_BELOW].iter().all(|b| *b == b'x'));
         assert_eq!(&out[2 + COPY_BELOW..n], b"cd");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn partial_reads_and_pops_keep_the_remaining_bytes_in_order() {
+        let mut q = ByteQueue::default();
+        q.push(Bytes::from(vec![b'a'; COPY_BELOW]));
+        q.push_slice(b"0123456789");
+        let mut out = vec![0u8; COPY_BELOW - 1];
+        assert_eq!(q.read_into(&mut out), COPY_BELOW - 1); // inside the big chunk
+        let mut out = [0u8; 4];
+        assert_eq!(q.read_into(&mut out), 4); // its last byte, then the tail
+        assert_eq!(&out, b"a012");
+        assert_eq!(q.pop(2).unwrap(), &b"34"[..]); // part of the tail
+        assert_eq!(q.pop(100).unwrap(), &b"56789"[..]); // all of it
+        assert!(q.is_empty());
+        assert_eq!(q.pop(1), None);
+        q.push_slice(b"again"); // the queue works after going empty
+        let mut out = [0u8; 8];
+        assert_eq!(q.read_into(&mut out), 5);
+        assert_eq!(&out[..5], b"again");
+    }
+
+    #[test]
+    fn the_pool_hands_back_empty_queues_and_stays_bounded() {
+        let mut pool = QueuePool::default();
+        for _ in 0..2 * SPARE_QUEUES {
+            pool.put(Box::default());
+        }
+        assert_eq!(pool.spare.len(), SPARE_QUEUES);
+        let mut q = pool.take();
+        assert!(q.is_empty());
+        q.push_slice(b"x");
+        assert_eq!(q.pop(1).unwrap(), &b"x"[..]);
+        pool.put(q);
+        assert_eq!(pool.spare.len(), SPARE_QUEUES);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::{
 use bytes::Bytes;
 
 use super::{
+    buffer::QueuePool,
     closed::{LateData, RecentlyClosed},
     stream::{SendState, Stream, HANDLE_RECV, HANDLE_SEND},
     window::{Credit, RecvWindow},
@@ -159,6 +160,8 @@ pub struct Core {
     /// Accepted streams whose ACK waits to ride on their first frame, until when (§6.1).
     pub(crate) ack_timers: VecDeque<(Instant, u32)>,
     pub(crate) wake: Vec<Waker>,
+    /// Empty byte queues for the next stream that receives or queues bytes.
+    pub(crate) queue_pool: QueuePool,
     pub(crate) accept_waiters: Waiters,
     pub(crate) open_waiters: Waiters,
     /// Writers waiting for room in the session send buffer (spec §11 L9).
@@ -223,6 +226,7 @@ impl Core {
             linger_timers: VecDeque::new(),
             ack_timers: VecDeque::new(),
             wake: Vec::new(),
+            queue_pool: QueuePool::default(),
             accept_waiters: Waiters::default(),
             open_waiters: Waiters::default(),
             send_room_waiters: Waiters::default(),
@@ -260,6 +264,17 @@ impl Core {
     pub fn take_wakers(&mut self) -> Vec<Waker> {
         self.wake_send_room();
         std::mem::take(&mut self.wake)
+    }
+
+    /// Like [`Core::take_wakers`], but one waker (the common case after a command) comes
+    /// out on its own and the core keeps its list's allocation.
+    pub fn take_wakers_few(&mut self) -> (Option<Waker>, Vec<Waker>) {
+        self.wake_send_room();
+        match self.wake.len() {
+            0 => (None, Vec::new()),
+            1 => (self.wake.pop(), Vec::new()),
+            _ => (None, std::mem::take(&mut self.wake)),
+        }
     }
 
     /// Moves pending wakers into `out` (keeps both allocations).

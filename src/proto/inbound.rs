@@ -216,7 +216,7 @@ impl Core {
                     if len > 0 {
                         stream
                             .recv_buf
-                            .get_or_insert_with(Default::default)
+                            .get_or_insert_with(|| self.queue_pool.take())
                             .push(payload);
                         self.recv_buffered += len as usize;
                     }
@@ -295,7 +295,7 @@ impl Core {
         if len > 0 {
             stream
                 .recv_buf
-                .get_or_insert_with(Default::default)
+                .get_or_insert_with(|| self.queue_pool.take())
                 .push(payload);
             self.recv_buffered += len;
         }

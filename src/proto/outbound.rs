@@ -327,7 +327,9 @@ impl Core {
                     tx.push_payload(chunk);
                 }
                 if buf.is_empty() {
-                    stream.send_buf = None;
+                    if let Some(queue) = stream.send_buf.take() {
+                        self.queue_pool.put(queue);
+                    }
                 }
             }
             self.send_buffered -= n as usize;

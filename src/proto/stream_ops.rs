@@ -89,7 +89,9 @@ impl Core {
             let out = take(buf);
             let n = out.len();
             if buf.is_empty() {
-                stream.recv_buf = None;
+                if let Some(queue) = stream.recv_buf.take() {
+                    self.queue_pool.put(queue);
+                }
             }
             let update =
                 matches!(stream.recv, RecvState::Open) && stream.recv_window.consume(n as u32);
@@ -193,7 +195,8 @@ impl Core {
             }
             return Poll::Pending;
         }
-        push(stream.send_buf.get_or_insert_with(Default::default), n);
+        let pool = &mut self.queue_pool;
+        push(stream.send_buf.get_or_insert_with(|| pool.take()), n);
         self.send_buffered += n;
         self.schedule_send(id);
         Poll::Ready(Ok(n))
@@ -215,7 +218,8 @@ impl Core {
         if total == 0 {
             return Ok(true);
         }
-        let buf = stream.send_buf.get_or_insert_with(Default::default);
+        let pool = &mut self.queue_pool;
+        let buf = stream.send_buf.get_or_insert_with(|| pool.take());
         parts.iter().for_each(|p| buf.push_slice(p));
         self.send_buffered += total;
         self.schedule_send(id);

@@ -104,10 +104,10 @@ impl Shared {
     /// Runs an application command on the core, then (after unlocking) wakes the tasks it
     /// released and the driver if there is something new to send or an earlier deadline.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        let (result, wakers, driver) = {
+        let (result, (waker, wakers), driver) = {
             let mut inner = self.inner.lock();
             let result = f(&mut inner.core);
-            let wakers = inner.core.take_wakers();
+            let wakers = inner.core.take_wakers_few();
             let earlier_deadline = match (inner.core.poll_timeout(), inner.armed) {
                 (Some(want), Some(armed)) => want < armed,
                 (Some(_), None) => true,
@@ -125,6 +125,9 @@ impl Shared {
             };
             (result, wakers, driver)
         };
+        if let Some(w) = waker {
+            w.wake();
+        }
         for w in wakers {
             w.wake();
         }
