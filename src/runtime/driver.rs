@@ -14,12 +14,12 @@ use std::{
 
 use bytes::BytesMut;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadHalf},
+    io::{AsyncRead, AsyncWrite},
     time::Sleep,
 };
 use tokio_util::io::poll_read_buf;
 
-use super::{now, shared::Shared, writer::Written};
+use super::{now, shared::Shared, split::ReadHalf, writer::Written};
 use crate::{
     config::Config,
     error::TimeoutKind,
@@ -66,7 +66,7 @@ impl<T> std::fmt::Debug for Driver<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite> Driver<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     pub(crate) fn new(io: ReadHalf<T>, shared: Arc<Shared>, config: &Config) -> Driver<T> {
         Driver {
             io,
@@ -189,7 +189,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         }
 
         let shared = self.shared.clone();
-        let mut writer = shared.writer.lock();
+        let Some(mut writer) = shared.try_writer_for_driver() else {
+            // An application task is writing its frames inline (a system call); it wakes
+            // this task when it lets go. Bytes read above wait in `read_buf` until then.
+            return Poll::Pending;
+        };
         let (deadline, finished) = {
             let mut inner = shared.inner.lock();
             let core = &mut inner.core;
@@ -275,7 +279,7 @@ impl<T> Drop for Driver<T> {
     /// A driver dropped before the session ended (its task aborted, its runtime shut down)
     /// fails the session, so no open, accept, read or write waits forever.
     fn drop(&mut self) {
-        self.shared.writer.lock().close();
+        self.shared.writer_blocking().close();
         if self.done {
             return;
         }
@@ -292,7 +296,7 @@ impl<T> Drop for Driver<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {

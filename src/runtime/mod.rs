@@ -5,6 +5,7 @@
 mod driver;
 mod session;
 mod shared;
+mod split;
 mod stream;
 mod writer;
 

@@ -85,7 +85,7 @@ impl Session {
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         config.validate()?;
-        let (read_half, write_half) = tokio::io::split(io);
+        let (read_half, write_half) = super::split::split(io);
         let writer = Writer::new(Box::new(write_half));
         let shared = Arc::new(Shared::new(Core::new(role, config.clone(), now()), writer));
         let driver = Driver::new(read_half, shared.clone(), &config);

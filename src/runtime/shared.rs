@@ -2,11 +2,13 @@
 //! and how to reach the driver.
 
 use std::{
+    ops::{Deref, DerefMut},
+    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Waker},
     time::Instant,
 };
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::writer::{Writer, Written};
 use crate::proto::Core;
@@ -32,21 +34,94 @@ pub(crate) struct Inner {
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The transport's write half. Lock order: `writer`, then `inner`.
-    pub(crate) writer: Mutex<Writer>,
+    /// The transport's write half. Lock order: `writer`, then `inner`. Nobody waits for it:
+    /// application tasks only try it ([`Shared::flush_inline`]), and the driver, finding it
+    /// taken, asks to be woken when it is let go ([`Shared::try_writer_for_driver`]).
+    writer: Mutex<Writer>,
+    /// The driver found `writer` taken and waits to be woken when it is let go.
+    driver_wants_writer: AtomicBool,
     pub(crate) inner: Mutex<Inner>,
+}
+
+/// The writer lock, held; letting go wakes the driver if it found the lock taken.
+pub(crate) struct WriterGuard<'a> {
+    guard: Option<MutexGuard<'a, Writer>>,
+    shared: &'a Shared,
+}
+
+impl Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        self.guard.as_ref().expect("held until drop")
+    }
+}
+
+impl DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        self.guard.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if self
+            .shared
+            .driver_wants_writer
+            .swap(false, Ordering::SeqCst)
+        {
+            let driver = self.shared.inner.lock().driver.clone();
+            if let Some(driver) = driver {
+                driver.wake();
+            }
+        }
+    }
 }
 
 impl Shared {
     pub(crate) fn new(core: Core, writer: Writer) -> Shared {
         Shared {
             writer: Mutex::new(writer),
+            driver_wants_writer: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 core,
                 driver: None,
                 driver_notified: false,
                 armed: None,
             }),
+        }
+    }
+
+    /// The writer lock if it is free.
+    fn try_writer(&self) -> Option<WriterGuard<'_>> {
+        self.writer.try_lock().map(|guard| WriterGuard {
+            guard: Some(guard),
+            shared: self,
+        })
+    }
+
+    /// The writer lock for the driver: if an application task holds it (writing inline, a
+    /// system call), `None`, and that task wakes the driver when it lets go, so the driver's
+    /// thread never sleeps on the lock meanwhile.
+    pub(crate) fn try_writer_for_driver(&self) -> Option<WriterGuard<'_>> {
+        if let Some(w) = self.try_writer() {
+            return Some(w);
+        }
+        self.driver_wants_writer.store(true, Ordering::SeqCst);
+        // The holder may have let go before it could see the request: try once more.
+        let writer = self.try_writer();
+        if writer.is_some() {
+            // Got it after all: no wake needed (nobody else can let go while we hold it).
+            self.driver_wants_writer.store(false, Ordering::SeqCst);
+        }
+        writer
+    }
+
+    /// The writer lock, waiting for it if need be (closing, when nothing else runs).
+    pub(crate) fn writer_blocking(&self) -> WriterGuard<'_> {
+        WriterGuard {
+            guard: Some(self.writer.lock()),
+            shared: self,
         }
     }
 
@@ -64,7 +139,7 @@ impl Shared {
         {
             return;
         }
-        let Some(mut writer) = self.writer.try_lock() else {
+        let Some(mut writer) = self.try_writer() else {
             return; // the driver (or another task) is writing and will see our frames
         };
         let (mut wakers, queued, now) = {
