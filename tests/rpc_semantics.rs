@@ -4,7 +4,7 @@
 
 mod rpc_common;
 
-use braid::rpc::{Code, MetadataMap, SendError, Server, ServerStream, Status};
+use braid::rpc::{Client, Code, MetadataMap, SendError, Server, ServerStream, Status};
 use bytes::Bytes;
 use rpc_common::{all_closed, all_freed, echo_server, md, start, start_with};
 use tokio::sync::{mpsc, oneshot};
@@ -381,4 +381,48 @@ async fn a_send_cancelled_mid_message_cancels_the_call() {
     );
     drop(call);
     all_freed(&c, &s).await;
+}
+
+#[test]
+fn a_dropped_handler_ends_the_call_with_cancelled() {
+    // The sessions (and their drivers) run on `main`; the server's call tasks, and so the
+    // handler, on `calls`, which is shut down while the handler waits.
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let calls = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (entered, mut handler_running) = mpsc::unbounded_channel::<()>();
+    let server = Server::new().route("/test.Svc/Forever", move |_s: ServerStream| {
+        let entered = entered.clone();
+        async move {
+            let _ = entered.send(());
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    let (client, c, s, mut call) = main.block_on(async {
+        let (c, s) = rpc_common::sessions();
+        let served = s.clone();
+        calls.spawn(async move { server.serve(served).await });
+        let client = Client::new(c.clone());
+        let call = client
+            .call("/test.Svc/Forever", MetadataMap::new())
+            .await
+            .unwrap();
+        handler_running.recv().await.unwrap();
+        (client, c, s, call)
+    });
+    drop(calls); // drops every task on it, the handler's among them
+    main.block_on(async move {
+        let err = call.recv().await.unwrap_err();
+        assert_eq!(err.code(), Code::Cancelled, "{err}");
+        drop(call);
+        drop(client);
+        all_freed(&c, &s).await;
+    });
 }

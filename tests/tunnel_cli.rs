@@ -53,6 +53,16 @@ fn limit_flags_reach_the_config() {
         "0",
         "--status-secs",
         "0",
+        "--max-frame-payload",
+        "16KiB",
+        "--stream-send-buffer",
+        "1MiB",
+        "--session-send-buffer",
+        "32MiB",
+        "--open-timeout-secs",
+        "5",
+        "--write-timeout-secs",
+        "7",
     ]);
     let Command::Client(args) = cli.command else {
         panic!("not a client")
@@ -76,6 +86,11 @@ fn limit_flags_reach_the_config() {
     assert_eq!(config.max_stream_window, 8 << 20);
     assert_eq!(config.session_window, 128 << 20);
     assert_eq!(config.keepalive_interval, None);
+    assert_eq!(config.max_frame_payload, 16 << 10);
+    assert_eq!(config.stream_send_buffer, 1 << 20);
+    assert_eq!(config.session_send_buffer, 32 << 20);
+    assert_eq!(config.open_timeout, Duration::from_secs(5));
+    assert_eq!(config.write_timeout, Duration::from_secs(7));
     assert_eq!(args.common.status_interval(), None);
 }
 

@@ -113,6 +113,23 @@ pub struct CommonArgs {
     /// Seconds a keepalive PING may go unanswered before the tunnel counts as lost.
     #[arg(long, value_name = "SECS", default_value_t = Config::default().keepalive_timeout.as_secs())]
     pub keepalive_timeout_secs: u64,
+    /// Largest DATA frame payload sent and accepted (braid max_frame_payload).
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(Config::default().max_frame_payload))]
+    pub max_frame_payload: ByteSize,
+    /// Bytes one stream buffers for sending before its writer waits (braid
+    /// stream_send_buffer).
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(Config::default().stream_send_buffer))]
+    pub stream_send_buffer: ByteSize,
+    /// Bytes all streams of a tunnel buffer for sending together (braid session_send_buffer).
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(Config::default().session_send_buffer))]
+    pub session_send_buffer: ByteSize,
+    /// Seconds an opened stream may wait for the other end's answer (braid open_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = Config::default().open_timeout.as_secs())]
+    pub open_timeout_secs: u64,
+    /// Seconds the tunnel connection may take no bytes while some wait to be written before
+    /// it counts as lost (braid write_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = Config::default().write_timeout.as_secs())]
+    pub write_timeout_secs: u64,
     /// Seconds between status lines; 0 turns them off.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub status_secs: u64,
@@ -131,6 +148,11 @@ impl CommonArgs {
             keepalive_interval: (self.keepalive_secs > 0)
                 .then(|| Duration::from_secs(self.keepalive_secs)),
             keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
+            max_frame_payload: self.max_frame_payload.0,
+            stream_send_buffer: self.stream_send_buffer.0,
+            session_send_buffer: self.session_send_buffer.0,
+            open_timeout: Duration::from_secs(self.open_timeout_secs),
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
             ..Config::default()
         };
         config.validate()?;

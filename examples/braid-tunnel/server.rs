@@ -127,7 +127,10 @@ impl Server {
         let Server { listener, shared } = self;
         info!(listen = %listener.local_addr()?, tls = shared.opts.tls.is_some(), "tunnel server listening");
         let mut tunnels = JoinSet::new();
-        let mut status = status_ticker(shared.opts.status_interval);
+        // The status line measures RTTs (a PING each, up to 2 s): in a task of its own, so
+        // accepting never waits for it. Dropping the set stops it with the server.
+        let mut background = JoinSet::new();
+        background.spawn(status_loop(shared.clone()));
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -142,15 +145,23 @@ impl Server {
                     }
                 },
                 Some(_) = tunnels.join_next() => {}
-                _ = status.tick() => {
-                    let sessions: Vec<Session> =
-                        shared.sessions.lock().unwrap().values().cloned().collect();
-                    metrics::refresh_rtt(&sessions, Duration::from_secs(2)).await;
-                    let snap = Snapshot::take(&shared.counters, &sessions);
-                    info!("status: {} tunnel(s) up, {snap}", snap.tunnels_up);
-                }
             }
         }
+    }
+}
+
+/// Logs the status line every `status_interval` (never when it is `None`).
+async fn status_loop(shared: Arc<Shared>) {
+    if shared.opts.status_interval.is_none() {
+        return;
+    }
+    let mut ticker = status_ticker(shared.opts.status_interval);
+    loop {
+        ticker.tick().await;
+        let sessions: Vec<Session> = shared.sessions.lock().unwrap().values().cloned().collect();
+        metrics::refresh_rtt(&sessions, Duration::from_secs(2)).await;
+        let snap = Snapshot::take(&shared.counters, &sessions);
+        info!("status: {} tunnel(s) up, {snap}", snap.tunnels_up);
     }
 }
 

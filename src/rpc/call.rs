@@ -60,6 +60,24 @@ pub enum SendError {
 /// * **Cancel safety**: `recv` and `header` may be dropped mid-way (e.g. in `select!`)
 ///   without losing data. Dropping a `send` before it returns may leave a message half
 ///   written; the call is then cancelled at the next send or `close_send`.
+///
+/// ```no_run
+/// # async fn demo(client: braid::rpc::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use braid::rpc::MetadataMap;
+/// use bytes::Bytes;
+/// let mut call = client.call("/chat.Chat/Talk", MetadataMap::new()).await?;
+/// call.send(Bytes::from_static(b"hello")).await?;
+/// call.close_send()?; // half-close: the server's recv() now returns None
+/// if let Some(header) = call.header().await {
+///     println!("server header: {header:?}"); // None: the call ended without one
+/// }
+/// while let Some(reply) = call.recv().await? {
+///     println!("reply: {reply:?}");
+/// }
+/// // recv() returned None: the call ended with status OK; the trailer is readable now.
+/// println!("trailer: {:?}", call.trailer());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Call<C: Codec = BytesCodec> {
     // Dropped first: an unfinished call is cancelled by the sender's reset.
