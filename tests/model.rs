@@ -1167,3 +1167,85 @@ fn recv_chunk_with_zero_max_does_not_panic() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A waker that counts its wake-ups.
+fn counting_waker() -> (
+    std::task::Waker,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let waker = std::task::Waker::from(std::sync::Arc::new(Count(count.clone())));
+    (waker, count)
+}
+
+/// Wakes every waker `end`'s core released.
+fn wake_released(pair: &mut Pair, end: End) {
+    for w in pair.core(end).take_wakers() {
+        w.wake();
+    }
+}
+
+/// A task waiting for a send half to close (`poll_send_closed`, e.g. an RPC `send_all`
+/// waiting on its source) and a writer waiting for room have separate slots: neither takes
+/// the other's wake-up, and releasing the receive half keeps both.
+#[test]
+fn a_closed_waiter_and_a_writer_are_woken_independently() {
+    let config = Config::default();
+    let buf = config.stream_send_buffer as usize;
+    let mut pair = Pair::connected(config);
+    let id = open(&mut pair, End::Client);
+    let (writer, writes) = counting_waker();
+    let (closer, closes) = counting_waker();
+    let filler = vec![7u8; buf];
+    let client = pair.core(End::Client);
+    assert!(matches!(client.poll_write(id, &writer, &filler), Poll::Ready(Ok(n)) if n == buf));
+    assert!(
+        client.poll_write(id, &writer, b"more").is_pending(),
+        "send buffer full"
+    );
+    assert!(client.poll_send_closed(id, &closer).is_pending());
+    let now = pair.now();
+    pair.core(End::Client).release(now, id, RECV); // the receiving half goes away
+    wake_released(&mut pair, End::Client);
+    assert_eq!(
+        (
+            writes.load(std::sync::atomic::Ordering::SeqCst),
+            closes.load(std::sync::atomic::Ordering::SeqCst)
+        ),
+        (0, 0)
+    );
+
+    // The bytes go out: the writer is woken for room, the closed waiter is not.
+    pair.deliver_all();
+    wake_released(&mut pair, End::Client);
+    assert!(
+        writes.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the writer's wake-up was lost"
+    );
+    assert_eq!(closes.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(pair
+        .core(End::Client)
+        .poll_send_closed(id, &closer)
+        .is_pending());
+
+    // The peer resets the stream: the closed waiter is woken and sees why.
+    let _ = pair.poll_accept(End::Server);
+    pair.core(End::Server).reset(id, ErrorCode::CANCEL);
+    pair.deliver_all();
+    wake_released(&mut pair, End::Client);
+    assert_eq!(
+        closes.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the closed waiter's wake-up was lost"
+    );
+    assert!(matches!(
+        pair.core(End::Client).poll_send_closed(id, &closer),
+        Poll::Ready(braid::Error::StreamReset { .. })
+    ));
+}

@@ -223,13 +223,30 @@ async fn split_server_halves_work_from_two_tasks() {
 }
 
 /// A server whose route answers from a source that never yields, and reports what
-/// `send_all` returned (and that the handler got to return at all).
-fn never_yielding_server(outcome: tokio::sync::mpsc::UnboundedSender<Status>) -> Server {
+/// `send_all` returned (and that the handler got to return at all). With `drop_receiver`
+/// the handler drops its receiving half once `send_all` is waiting on its source.
+fn never_yielding_server(
+    outcome: tokio::sync::mpsc::UnboundedSender<Status>,
+    drop_receiver: bool,
+) -> Server {
     Server::new().route("/test.Svc/Pending", move |s: ServerStream| {
         let outcome = outcome.clone();
         async move {
-            let (mut tx, _rx) = s.split();
+            let (mut tx, rx) = s.split();
             tx.send_header(md(&[("waiting", "yes")])).await?;
+            // With `drop_receiver`, a task of its own drops the receiving half; it runs once
+            // this task is waiting inside send_all.
+            let (go, gone) = tokio::sync::oneshot::channel::<()>();
+            let _kept = if drop_receiver {
+                tokio::spawn(async move {
+                    let _ = gone.await;
+                    drop(rx);
+                });
+                None
+            } else {
+                Some(rx)
+            };
+            let _ = go.send(());
             let err = tx
                 .send_all(stream::pending::<Result<Bytes, Status>>())
                 .await
@@ -242,8 +259,14 @@ fn never_yielding_server(outcome: tokio::sync::mpsc::UnboundedSender<Status>) ->
 
 #[tokio::test(start_paused = true)]
 async fn server_send_all_waiting_for_its_source_ends_when_the_client_cancels() {
+    for drop_receiver in [false, true] {
+        server_send_all_ends_when_the_client_cancels(drop_receiver).await;
+    }
+}
+
+async fn server_send_all_ends_when_the_client_cancels(drop_receiver: bool) {
     let (report, mut outcome) = tokio::sync::mpsc::unbounded_channel();
-    let (client, c, s) = start(never_yielding_server(report));
+    let (client, c, s) = start(never_yielding_server(report, drop_receiver));
     let mut call = client
         .call("/test.Svc/Pending", MetadataMap::new())
         .await
@@ -253,7 +276,9 @@ async fn server_send_all_waiting_for_its_source_ends_when_the_client_cancels() {
     drop(call); // cancels the call: RESET to the server
     let status = tokio::time::timeout(Duration::from_secs(30), outcome.recv())
         .await
-        .expect("the handler stayed in send_all after the client cancelled")
+        .unwrap_or_else(|_| {
+            panic!("the handler stayed in send_all after the client cancelled (receiver dropped: {drop_receiver})")
+        })
         .unwrap();
     assert_eq!(status.code(), Code::Cancelled);
     all_freed(&c, &s).await;
@@ -262,7 +287,7 @@ async fn server_send_all_waiting_for_its_source_ends_when_the_client_cancels() {
 #[tokio::test(start_paused = true)]
 async fn server_send_all_waiting_for_its_source_ends_at_the_deadline() {
     let (report, mut outcome) = tokio::sync::mpsc::unbounded_channel();
-    let (client, c, s) = start(never_yielding_server(report));
+    let (client, c, s) = start(never_yielding_server(report, false));
     let opts = CallOptions {
         timeout: Some(Duration::from_secs(2)),
         ..Default::default()

@@ -477,6 +477,7 @@ impl Core {
         let dropped = stream.send_buf.take().map_or(0, |b| b.len());
         stream.send = SendState::Stopping(code);
         stream.wake_write(&mut self.wake);
+        stream.wake_closed(&mut self.wake);
         self.send_buffered -= dropped;
         self.schedule_send(id);
     }

@@ -244,8 +244,8 @@ impl Core {
 
     /// `Ready` with the error a write would get once the send half can take no more bytes
     /// (finished, stopped or reset by the peer, aborted with the session, or gone);
-    /// `Pending`, with `waker` registered as the stream's writer, while it still can. Lets a
-    /// writer that is waiting for something else notice the stream's end.
+    /// `Pending`, with `waker` registered to be woken when that changes, while it still can.
+    /// Lets a writer that is waiting for something else notice the stream's end.
     pub fn poll_send_closed(&mut self, id: u32, waker: &Waker) -> Poll<Error> {
         let (cap, session_room) = self.send_caps();
         let Some(stream) = self.streams.get_mut(&id) else {
@@ -254,7 +254,7 @@ impl Core {
         match stream.send_room(cap, session_room) {
             Err(err) => Poll::Ready(err),
             Ok(_) => {
-                stream.write_waker = Some(waker.clone());
+                stream.closed_waker = Some(waker.clone());
                 Poll::Pending
             }
         }
@@ -269,6 +269,7 @@ impl Core {
         match &stream.send {
             SendState::Open => {
                 stream.send = SendState::Finishing;
+                stream.wake_closed(&mut self.wake);
                 self.schedule_send(id);
                 Ok(())
             }
@@ -339,8 +340,14 @@ impl Core {
             return;
         };
         stream.handles &= !halves;
-        stream.read_waker = None;
-        stream.write_waker = None;
+        // Only the released halves' wakers: the other half may still be waiting.
+        if halves & HANDLE_RECV != 0 {
+            stream.read_waker = None;
+        }
+        if halves & HANDLE_SEND != 0 {
+            stream.write_waker = None;
+            stream.closed_waker = None;
+        }
         let send_open = halves & HANDLE_SEND != 0 && matches!(stream.send, SendState::Open);
         let recv_open = halves & HANDLE_RECV != 0 && matches!(stream.recv, RecvState::Open);
         let no_handles = stream.handles == 0;

@@ -79,7 +79,10 @@ impl CallState {
     fn write_error(&self, err: WriteError) -> Status {
         match err {
             WriteError::Reset(s) => s,
-            WriteError::Finished => Status::failed_precondition("the call has already ended"),
+            WriteError::Finished => match &self.meta.lock().ended {
+                Some(s) => ended_error(s), // the status it ended with, unless that was OK
+                None => Status::failed_precondition("the call has already ended"),
+            },
             WriteError::Busy => {
                 if let Some(s) = &self.meta.lock().ended {
                     return ended_error(s);

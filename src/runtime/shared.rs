@@ -3,7 +3,7 @@
 
 use std::{
     ops::{Deref, DerefMut},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{fence, AtomicBool, Ordering},
     task::{Context, Waker},
     time::Instant,
 };
@@ -65,6 +65,9 @@ impl DerefMut for WriterGuard<'_> {
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         drop(self.guard.take());
+        // Pairs with the fence in `try_writer_for_driver`: either the driver's retry sees the
+        // lock free, or this sees its request (store-buffering on both sides otherwise).
+        fence(Ordering::SeqCst);
         if self
             .shared
             .driver_wants_writer
@@ -108,7 +111,8 @@ impl Shared {
             return Some(w);
         }
         self.driver_wants_writer.store(true, Ordering::SeqCst);
-        // The holder may have let go before it could see the request: try once more.
+        fence(Ordering::SeqCst); // see `WriterGuard::drop`
+                                 // The holder may have let go before it could see the request: try once more.
         let writer = self.try_writer();
         if writer.is_some() {
             // Got it after all: no wake needed (nobody else can let go while we hold it).

@@ -42,6 +42,9 @@ pub(crate) struct Writer {
     forced_until: u64,
     /// The transport failed a write: later bytes are dropped unwritten.
     dead: bool,
+    /// A flush returned `Pending` (a buffering transport, or the read half mid-call): the
+    /// next write flushes even with nothing new queued, so no written byte stays buffered.
+    flush_pending: bool,
     /// That failure, until the driver takes it ([`Writer::take_failure`]).
     failure: Option<io::Error>,
 }
@@ -64,6 +67,7 @@ impl Writer {
             written: 0,
             forced_until: 0,
             dead: false,
+            flush_pending: false,
             failure: None,
         }
     }
@@ -139,12 +143,15 @@ impl Writer {
                 Poll::Ready(Err(err)) => return Err(err),
             }
         }
-        if wrote {
+        if wrote || self.flush_pending {
             // Transports that buffer (TLS, BufWriter) need a flush.
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Err(err)) => return Err(err),
-                Poll::Pending => return Ok(Written::Blocked { wrote }),
-                Poll::Ready(Ok(())) => {}
+                Poll::Pending => {
+                    self.flush_pending = true;
+                    return Ok(Written::Blocked { wrote });
+                }
+                Poll::Ready(Ok(())) => self.flush_pending = false,
             }
         }
         Ok(Written::Drained { wrote })
