@@ -6,7 +6,16 @@
 
 mod support;
 
-use std::{collections::BTreeMap, fmt, task::Poll, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        atomic::{AtomicUsize, Ordering::SeqCst},
+        Arc,
+    },
+    task::{Poll, Wake, Waker},
+    time::Duration,
+};
 
 use braid::{frame::Frame, Config, ErrorCode};
 use bytes::Bytes;
@@ -1169,18 +1178,15 @@ fn recv_chunk_with_zero_max_does_not_panic() {
 }
 
 /// A waker that counts its wake-ups.
-fn counting_waker() -> (
-    std::task::Waker,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) {
-    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-    impl std::task::Wake for Count {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+fn counting_waker() -> (Waker, Arc<AtomicUsize>) {
+    struct Count(Arc<AtomicUsize>);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
         }
     }
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let waker = std::task::Waker::from(std::sync::Arc::new(Count(count.clone())));
+    let count = Arc::new(AtomicUsize::new(0));
+    let waker = Waker::from(Arc::new(Count(count.clone())));
     (waker, count)
 }
 
@@ -1213,22 +1219,13 @@ fn a_closed_waiter_and_a_writer_are_woken_independently() {
     let now = pair.now();
     pair.core(End::Client).release(now, id, RECV); // the receiving half goes away
     wake_released(&mut pair, End::Client);
-    assert_eq!(
-        (
-            writes.load(std::sync::atomic::Ordering::SeqCst),
-            closes.load(std::sync::atomic::Ordering::SeqCst)
-        ),
-        (0, 0)
-    );
+    assert_eq!((writes.load(SeqCst), closes.load(SeqCst)), (0, 0));
 
     // The bytes go out: the writer is woken for room, the closed waiter is not.
     pair.deliver_all();
     wake_released(&mut pair, End::Client);
-    assert!(
-        writes.load(std::sync::atomic::Ordering::SeqCst) >= 1,
-        "the writer's wake-up was lost"
-    );
-    assert_eq!(closes.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(writes.load(SeqCst) >= 1, "the writer's wake-up was lost");
+    assert_eq!(closes.load(SeqCst), 0);
     assert!(pair
         .core(End::Client)
         .poll_send_closed(id, &closer)
@@ -1240,7 +1237,7 @@ fn a_closed_waiter_and_a_writer_are_woken_independently() {
     pair.deliver_all();
     wake_released(&mut pair, End::Client);
     assert_eq!(
-        closes.load(std::sync::atomic::Ordering::SeqCst),
+        closes.load(SeqCst),
         1,
         "the closed waiter's wake-up was lost"
     );

@@ -18,10 +18,9 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use super::{
     backoff::Backoff,
     forward::{self, answer_connect},
-    metrics::{self, Counters, Snapshot},
+    metrics::{self, Counters},
     relay::ResetOnDrop,
     rules::Rule,
-    server::status_ticker,
     tls::{BoxedTransport, ClientTls},
     wire::{self, Kind, OpenRequest, Status},
 };
@@ -398,19 +397,16 @@ async fn current_session(
     timeout_at(deadline, wait).await.ok().flatten()
 }
 
-/// Logs the status line every `status_interval`.
+/// The client's status line (see [`metrics::log_status_every`]).
 async fn status_loop(shared: Arc<Shared>) {
-    let Some(_) = shared.opts.status_interval else {
-        return;
-    };
-    let mut ticker = status_ticker(shared.opts.status_interval);
-    loop {
-        ticker.tick().await;
-        let session = shared.state.borrow().session.clone();
-        let sessions: Vec<Session> = session.into_iter().collect();
-        metrics::refresh_rtt(&sessions, Duration::from_secs(2)).await;
-        let snap = Snapshot::take(&shared.counters, &sessions);
-        let up = if snap.tunnels_up > 0 { "up" } else { "down" };
-        info!("status: tunnel {up}, {snap}");
-    }
+    metrics::log_status_every(
+        shared.opts.status_interval,
+        &shared.counters,
+        || shared.state.borrow().session.clone().into_iter().collect(),
+        |snap| {
+            let up = if snap.tunnels_up > 0 { "up" } else { "down" };
+            format!("tunnel {up}, {snap}")
+        },
+    )
+    .await
 }

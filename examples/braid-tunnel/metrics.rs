@@ -129,6 +129,28 @@ impl fmt::Display for Bytes {
     }
 }
 
+/// Logs a status line every `interval` (never when it is `None`): RTTs measured afresh on
+/// the sessions `sessions()` gives (a PING each, at most 2 s), then the line `line` makes of
+/// the snapshot. Run it in a task of its own: the PINGs must not hold up anything else.
+pub async fn log_status_every(
+    interval: Option<Duration>,
+    counters: &Counters,
+    sessions: impl Fn() -> Vec<Session>,
+    line: impl Fn(&Snapshot) -> String,
+) {
+    let Some(period) = interval else {
+        return;
+    };
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let sessions = sessions();
+        refresh_rtt(&sessions, Duration::from_secs(2)).await;
+        tracing::info!("status: {}", line(&Snapshot::take(counters, &sessions)));
+    }
+}
+
 /// Measures a fresh RTT on each session (a PING each), bounded by `within`.
 pub async fn refresh_rtt(sessions: &[Session], within: Duration) {
     let pings = sessions

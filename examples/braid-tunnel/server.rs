@@ -23,7 +23,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::{
     auth::ct_eq,
     forward::{self, answer_connect},
-    metrics::{self, Counters, Snapshot},
+    metrics::{self, Counters},
     relay::ResetOnDrop,
     tls::{BoxedTransport, ServerTls},
     wire::{self, Kind, OpenRequest, Status},
@@ -150,27 +150,15 @@ impl Server {
     }
 }
 
-/// Logs the status line every `status_interval` (never when it is `None`).
+/// The server's status line (see [`metrics::log_status_every`]).
 async fn status_loop(shared: Arc<Shared>) {
-    if shared.opts.status_interval.is_none() {
-        return;
-    }
-    let mut ticker = status_ticker(shared.opts.status_interval);
-    loop {
-        ticker.tick().await;
-        let sessions: Vec<Session> = shared.sessions.lock().unwrap().values().cloned().collect();
-        metrics::refresh_rtt(&sessions, Duration::from_secs(2)).await;
-        let snap = Snapshot::take(&shared.counters, &sessions);
-        info!("status: {} tunnel(s) up, {snap}", snap.tunnels_up);
-    }
-}
-
-/// A ticker for the status line; never ticks when `interval` is `None`.
-pub fn status_ticker(interval: Option<Duration>) -> tokio::time::Interval {
-    let period = interval.unwrap_or(Duration::from_secs(365 * 24 * 3600));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker
+    metrics::log_status_every(
+        shared.opts.status_interval,
+        &shared.counters,
+        || shared.sessions.lock().unwrap().values().cloned().collect(),
+        |snap| format!("{} tunnel(s) up, {snap}", snap.tunnels_up),
+    )
+    .await
 }
 
 /// One tunnel connection, from handshake to its last stream.
