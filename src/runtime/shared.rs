@@ -21,6 +21,14 @@ use crate::proto::Core;
 /// unchanged.
 const INLINE_MAX_STREAMS: u32 = 4;
 
+/// A write at least this large that finds its send buffer full leaves the session's frames
+/// to the driver (woken when the earlier bytes were queued) instead of writing them inline
+/// ([`Shared::write_blocked`]): such a sender is after throughput, not latency, and writing
+/// itself only takes turns with the driver on the transport. bulk-1 (64 KiB writes) on a
+/// shared 2-worker runtime, 20 interleaved pairs: +13 % MiB/s, -11 % CPU per GiB. Smaller
+/// writes (messages) still write inline: their batch goes out one task hop sooner.
+const LARGE_WRITE: usize = 16 * 1024;
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) core: Core,
@@ -177,6 +185,15 @@ impl Shared {
         }
         for w in wakers {
             w.wake();
+        }
+    }
+
+    /// Called by an application task whose write of `len` bytes found its send buffer full:
+    /// small writes drain it inline ([`Shared::flush_inline`]), large ones leave it to the
+    /// driver ([`LARGE_WRITE`]).
+    pub(crate) fn write_blocked(&self, len: usize) {
+        if len < LARGE_WRITE {
+            self.flush_inline();
         }
     }
 

@@ -148,8 +148,8 @@ impl SendStream {
         let r = self
             .shared
             .with(|core| core.poll_write_bytes(self.id, cx.waker(), bytes));
-        if r.is_pending() && bytes.len() < LARGE_WRITE {
-            self.shared.flush_inline(); // see LARGE_WRITE
+        if r.is_pending() {
+            self.shared.write_blocked(bytes.len());
         }
         r
     }
@@ -232,14 +232,6 @@ impl AsyncRead for RecvStream {
     }
 }
 
-/// A write at least this large that finds the send buffer full leaves it to the driver
-/// (already woken when the earlier bytes were queued) instead of writing them inline: such a
-/// sender is after throughput, not latency, and writing itself only takes turns with the
-/// driver on the transport. bulk-1 (64 KiB writes) on a shared 2-worker runtime, 20
-/// interleaved pairs: +13 % MiB/s, -11 % CPU per GiB. Small writes (messages) still write
-/// inline: their batch goes out one task hop sooner.
-const LARGE_WRITE: usize = 16 * 1024;
-
 impl AsyncWrite for SendStream {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -250,8 +242,8 @@ impl AsyncWrite for SendStream {
         let r = self
             .shared
             .with(|core| core.poll_write(id, cx.waker(), buf));
-        if r.is_pending() && buf.len() < LARGE_WRITE {
-            self.shared.flush_inline(); // send buffer full, small write: see LARGE_WRITE
+        if r.is_pending() {
+            self.shared.write_blocked(buf.len()); // send buffer full
         }
         r.map_err(Into::into)
     }
