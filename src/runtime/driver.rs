@@ -7,10 +7,15 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, Waker},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Wake, Waker},
     time::Instant,
 };
+
+use futures::task::AtomicWaker;
 
 use bytes::BytesMut;
 use tokio::{
@@ -54,7 +59,38 @@ pub struct Driver<T> {
     wakers: Vec<Waker>,
     /// A write failed: the error, and until when input is still read (spec §8.3).
     write_failed: Option<(std::io::Error, Instant)>,
+    /// The waker the transport's read side holds: it notes that the transport woke us.
+    read_wake: Arc<ReadWake>,
+    read_waker: Waker,
+    /// The last read returned `Pending`: the transport holds `read_waker`.
+    read_registered: bool,
+    /// The last write left bytes (or a flush) for the transport's writability wake.
+    write_blocked: bool,
+    /// The last turn stopped before its work was done (the writer was taken, or the turn
+    /// budget ran out): the next poll runs a full turn.
+    must_turn: bool,
+    /// The deadline `timer` was polled for (its waker registered), if any.
+    timer_at: Option<Instant>,
     done: bool,
+}
+
+/// Wakes the driver's task and notes that the transport's read side did it, so a poll
+/// can tell a read wake-up from one that only asks it to look at the core.
+#[derive(Debug, Default)]
+struct ReadWake {
+    woke: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woke.store(true, Ordering::Release);
+        self.task.wake();
+    }
 }
 
 impl<T> std::fmt::Debug for Driver<T> {
@@ -68,7 +104,14 @@ impl<T> std::fmt::Debug for Driver<T> {
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     pub(crate) fn new(io: ReadHalf<T>, shared: Arc<Shared>, config: &Config) -> Driver<T> {
+        let read_wake = Arc::new(ReadWake::default());
         Driver {
+            read_waker: Waker::from(read_wake.clone()),
+            read_wake,
+            read_registered: false,
+            write_blocked: false,
+            must_turn: true,
+            timer_at: None,
             io,
             shared,
             read_buf: BytesMut::new(),
@@ -83,13 +126,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Reads once from the transport. Returns whether bytes (or EOF/error) arrived.
-    fn poll_read_transport(&mut self, cx: &mut Context<'_>) -> bool {
-        let want = self.decoder.bytes_needed(&self.read_buf).max(READ_CHUNK);
-        if self.read_buf.capacity() - self.read_buf.len() < want {
-            self.read_buf.reserve(want);
+    fn poll_read_transport(&mut self) -> bool {
+        let needed = self.decoder.bytes_needed(&self.read_buf);
+        // Grow only when the spare room runs low: reserving on every read reclaimed (or, with
+        // frames still held by streams, reallocated) the buffer once per small message.
+        if self.read_buf.capacity() - self.read_buf.len() < needed.max(READ_CHUNK / 4) {
+            self.read_buf.reserve(needed.max(READ_CHUNK));
         }
-        match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
-            Poll::Pending => false,
+        let mut cx = Context::from_waker(&self.read_waker);
+        match poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.read_buf) {
+            Poll::Pending => {
+                self.read_registered = true;
+                false
+            }
             Poll::Ready(Ok(0)) => {
                 self.read_closed = true;
                 true
@@ -164,9 +213,49 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
     }
 
+    /// Whether this poll can end at once: nothing woke the driver but a task asking it to
+    /// look at the core (an application write it then put on the wire itself, say), and the
+    /// core has nothing for it. Checked before a full turn, which costs several times more.
+    fn idle_wake(&mut self, cx: &Context<'_>, read_woke: bool) -> bool {
+        if read_woke
+            || !self.read_registered
+            || self.must_turn
+            || self.write_blocked
+            || self.read_closed
+            || self.write_failed.is_some()
+            || !self.read_buf.is_empty()
+        {
+            return false;
+        }
+        let now = now();
+        if self.timer_at.is_some_and(|t| t <= now) {
+            return false;
+        }
+        let mut inner = self.shared.inner.lock();
+        let core = &inner.core;
+        let deadline_moved = match (core.poll_timeout(), inner.armed) {
+            (Some(want), Some(armed)) => want < armed,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if deadline_moved
+            || core.wants_transmit()
+            || core.error().is_some()
+            || !core.can_receive()
+            || !inner.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return false;
+        }
+        inner.driver_notified = false;
+        true
+    }
+
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let now = now();
-        let mut progress = false;
+        // Whether another turn is needed before waiting (bytes to process, more to send, a
+        // timer due). What this turn read, it processes; what it filled, it writes.
+        let mut again = false;
+        self.must_turn = false;
 
         let (can_receive, handshake_done) = {
             let mut inner = self.shared.inner.lock();
@@ -177,24 +266,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 .is_some_and(|w| w.will_wake(cx.waker()))
             {
                 inner.driver = Some(cx.waker().clone());
+                self.timer_at = None; // the timer holds the old waker: poll it again
             }
             (inner.core.can_receive(), inner.core.handshake_done())
         };
-        if can_receive && !self.read_closed {
-            if self.input_ready(handshake_done) {
-                progress = true; // processed below, without reading more
-            } else {
-                progress |= self.poll_read_transport(cx);
-            }
+        self.read_wake.task.register(cx.waker());
+        self.read_registered = false;
+        if can_receive && !self.read_closed && !self.input_ready(handshake_done) {
+            // (With a whole frame buffered, it is processed below without reading more.)
+            self.poll_read_transport();
         }
 
         let shared = self.shared.clone();
         let Some(mut writer) = shared.try_writer_for_driver() else {
             // An application task is writing its frames inline (a system call); it wakes
             // this task when it lets go. Bytes read above wait in `read_buf` until then.
+            self.must_turn = true;
             return Poll::Pending;
         };
-        let (deadline, finished) = {
+        let (deadline, finished, more_to_send, can_receive, handshake_done, ending) = {
             let mut inner = shared.inner.lock();
             let core = &mut inner.core;
             if can_receive && (!self.read_buf.is_empty() || self.read_closed) {
@@ -202,13 +292,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             }
             if core.poll_timeout().is_some_and(|t| t <= now) {
                 core.handle_timeout(now);
-                progress = true;
             }
             writer.fill(core, now);
             core.drain_wakers(&mut self.wakers);
             let deadline = core.poll_timeout();
             inner.armed = deadline;
-            (deadline, inner.core.is_finished(writer.tx.is_empty()))
+            (
+                deadline,
+                inner.core.is_finished(writer.tx.is_empty()),
+                inner.core.wants_transmit(),
+                inner.core.can_receive(),
+                inner.core.handshake_done(),
+                inner.core.error().is_some(),
+            )
         };
         self.wake_all();
 
@@ -218,13 +314,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             return Poll::Ready(true);
         }
 
-        let (Written::Drained { wrote } | Written::Blocked { wrote }) = writer.write(cx, now);
-        progress |= wrote;
+        let written = writer.write(cx, now);
+        self.write_blocked = matches!(written, Written::Blocked { .. });
+        // Drained with more in the core than one batch: another turn sends the rest. An
+        // ending session takes another turn to see that its last frames are out.
+        again |= !self.write_blocked && (more_to_send || ending);
         if let Some(err) = writer.take_failure() {
             // Spec §8.3: a peer that closed after sending a GOAWAY, a status or a FIN makes our
             // writes fail, but its bytes are still in the socket: read them before failing.
             self.write_failed = Some((err, now + WRITE_FAILURE_DRAIN));
-            progress = true;
+            again = true;
         }
         if self
             .write_failed
@@ -235,7 +334,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             let mut inner = shared.inner.lock();
             inner.core.transport_failed(err);
             inner.core.drain_wakers(&mut self.wakers);
-            progress = true;
+            again = true;
         }
 
         let write_deadline = writer.stalled_since.map(|t| t + self.write_timeout);
@@ -253,21 +352,40 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         drop(writer);
         self.wake_all();
+
+        if can_receive && !self.read_closed {
+            if self.input_ready(handshake_done) {
+                again = true; // a whole frame is still buffered
+            } else if !self.read_registered {
+                // This turn read bytes (or read nothing): read again now rather than in a
+                // turn of its own, for more bytes or to leave our waker with the transport.
+                again |= self.poll_read_transport();
+            }
+        }
+
         let drain_deadline = self.write_failed.as_ref().map(|(_, until)| *until);
         let next = [deadline, write_deadline, drain_deadline]
             .into_iter()
             .flatten()
             .min();
         if let Some(at) = next {
-            let at = tokio::time::Instant::from_std(at);
-            if self.timer.deadline() != at {
-                self.timer.as_mut().reset(at);
+            let at_tokio = tokio::time::Instant::from_std(at);
+            if self.timer.deadline() != at_tokio {
+                self.timer.as_mut().reset(at_tokio);
+                self.timer_at = None;
             }
-            if self.timer.as_mut().poll(cx).is_ready() {
-                progress = true;
+            // A timer polled for this deadline holds our waker until it fires.
+            if (self.timer_at != Some(at) || at <= now) && self.timer.as_mut().poll(cx).is_ready()
+            {
+                again = true;
+                self.timer_at = None;
+            } else {
+                self.timer_at = Some(at);
             }
+        } else {
+            self.timer_at = None;
         }
-        if progress {
+        if again {
             Poll::Ready(false)
         } else {
             Poll::Pending
@@ -304,6 +422,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         if this.done {
             return Poll::Ready(());
         }
+        let read_woke = this.read_wake.woke.swap(false, Ordering::AcqRel);
+        if this.idle_wake(cx, read_woke) {
+            return Poll::Pending;
+        }
         for _ in 0..TURNS_PER_POLL {
             match this.poll_turn(cx) {
                 Poll::Ready(true) => {
@@ -315,6 +437,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
             }
         }
         // Busy session: let other tasks run, come back at once.
+        this.must_turn = true;
         cx.waker().wake_by_ref();
         Poll::Pending
     }
