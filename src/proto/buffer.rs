@@ -10,6 +10,11 @@ use bytes::{Buf, Bytes, BytesMut};
 /// would also pin the whole read buffer they were split from.
 pub(crate) const COPY_BELOW: usize = 4096;
 
+/// A drained queue keeps a tail allocation up to this size for the next small payload. Only
+/// queues in use or in the session's [`QueuePool`] hold one: a stream gives its queue back
+/// once it is empty, so idle streams still hold no buffer.
+const KEEP_TAIL: usize = 512;
+
 /// An ordered queue of bytes.
 #[derive(Debug, Default)]
 pub(crate) struct ByteQueue {
@@ -82,12 +87,23 @@ impl ByteQueue {
     /// queue's chunks (no `Bytes` made on the way).
     pub(crate) fn read_into(&mut self, dst: &mut [u8]) -> usize {
         let mut n = 0;
-        while n < dst.len() && self.len > 0 {
-            let want = dst.len() - n;
+        self.take_into(dst.len(), |part| {
+            dst[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        })
+    }
+
+    /// Hands up to `max` bytes from the front to `sink`, in order, as borrowed slices (no
+    /// `Bytes` made on the way); returns how many. A small tail's allocation stays for the
+    /// next bytes ([`KEEP_TAIL`]), so a stream trading small messages allocates nothing.
+    pub(crate) fn take_into(&mut self, max: usize, mut sink: impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < max && self.len > 0 {
+            let want = max - n;
             let taken = match self.chunks.front_mut() {
                 Some(front) => {
                     let k = want.min(front.len());
-                    dst[n..n + k].copy_from_slice(&front[..k]);
+                    sink(&front[..k]);
                     if k == front.len() {
                         self.chunks.pop_front();
                     } else {
@@ -97,16 +113,20 @@ impl ByteQueue {
                 }
                 None => {
                     let k = want.min(self.tail.len());
-                    dst[n..n + k].copy_from_slice(&self.tail[..k]);
-                    self.tail.advance(k);
+                    sink(&self.tail[..k]);
+                    if k == self.tail.len() {
+                        self.tail.clear(); // keeps the whole allocation (`advance` would not)
+                    } else {
+                        self.tail.advance(k);
+                    }
                     k
                 }
             };
             self.len -= taken;
             n += taken;
         }
-        if self.len == 0 {
-            self.tail = BytesMut::new(); // idle: hold no buffer (as in `pop`)
+        if self.len == 0 && self.tail.capacity() > KEEP_TAIL {
+            self.tail = BytesMut::new(); // idle: hold no large buffer (as in `pop`)
         }
         n
     }

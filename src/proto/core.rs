@@ -263,6 +263,9 @@ impl Core {
     /// Wakers of tasks whose operation can make progress; wake them after releasing any lock.
     pub fn take_wakers(&mut self) -> Vec<Waker> {
         self.wake_send_room();
+        if self.wake.is_empty() {
+            return Vec::new(); // keeps the list's allocation for the next wakers
+        }
         std::mem::take(&mut self.wake)
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{core::Core, stream::SendState, Transmit};
+use super::{core::Core, stream::SendState, transmit::ZERO_COPY_FROM, Transmit};
 use crate::frame::{Flags, Frame, FrameType, Header, PREFACE_LEN};
 
 /// DATA bytes one stream may put in a frame per turn, so one bulk stream can't hold the
@@ -321,6 +321,11 @@ impl Core {
             });
             let mut left = n as usize;
             if let Some(buf) = stream.send_buf.as_mut() {
+                if left < ZERO_COPY_FROM {
+                    // Copied into the batch anyway: straight from the queue, no `Bytes`
+                    // made, and the queue keeps its small allocation for the next message.
+                    left -= buf.take_into(left, |part| tx.push_raw(part));
+                }
                 while left > 0 {
                     let chunk = buf.pop(left).expect("n <= buffered");
                     left -= chunk.len();

@@ -58,17 +58,7 @@ impl Core {
         max: usize,
         mut sink: impl FnMut(&[u8]),
     ) -> Poll<Result<usize, Error>> {
-        self.poll_recv_with(id, waker, |buf| {
-            let mut n = 0;
-            while n < max {
-                let Some(chunk) = buf.pop(max - n) else {
-                    break;
-                };
-                n += chunk.len();
-                sink(&chunk);
-            }
-            n
-        })
+        self.poll_recv_with(id, waker, |buf| buf.take_into(max, &mut sink))
         .map_ok(|n| n.unwrap_or(0))
     }
 

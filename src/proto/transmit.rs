@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::frame::{Frame, Header};
 
 /// Payloads at least this large are sent without copying.
-const ZERO_COPY_FROM: usize = 2048;
+pub(crate) const ZERO_COPY_FROM: usize = 2048;
 
 /// Bytes waiting to be written to the transport, in order.
 #[derive(Debug, Default)]
