@@ -59,7 +59,7 @@ impl Core {
         mut sink: impl FnMut(&[u8]),
     ) -> Poll<Result<usize, Error>> {
         self.poll_recv_with(id, waker, |buf| buf.take_into(max, &mut sink))
-        .map_ok(|n| n.unwrap_or(0))
+            .map_ok(|n| n.unwrap_or(0))
     }
 
     fn poll_recv_with<T, F>(

@@ -22,15 +22,16 @@ impl Core {
             None if self.peer.is_none() => Some(self.started + self.config.keepalive_timeout),
             None => self.ping.next_keepalive,
         };
-        [
-            keepalive,
-            self.open_timers.front().map(|t| t.0),
-            self.linger_timers.front().map(|t| t.0),
-            self.ack_timers.front().map(|t| t.0),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Called on every command and driver turn: plain comparisons, no iterator chain.
+        let mut earliest = keepalive;
+        for queue in [&self.open_timers, &self.linger_timers, &self.ack_timers] {
+            if let Some(&(at, _)) = queue.front() {
+                if earliest.is_none_or(|e| at < e) {
+                    earliest = Some(at);
+                }
+            }
+        }
+        earliest
     }
 
     /// Runs every rule whose deadline is at or before `now`.

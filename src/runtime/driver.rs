@@ -242,7 +242,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             || core.wants_transmit()
             || core.error().is_some()
             || !core.can_receive()
-            || !inner.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            || !inner
+                .driver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
         {
             return false;
         }
@@ -375,8 +378,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.timer_at = None;
             }
             // A timer polled for this deadline holds our waker until it fires.
-            if (self.timer_at != Some(at) || at <= now) && self.timer.as_mut().poll(cx).is_ready()
-            {
+            if (self.timer_at != Some(at) || at <= now) && self.timer.as_mut().poll(cx).is_ready() {
                 again = true;
                 self.timer_at = None;
             } else {
