@@ -79,12 +79,26 @@ impl Transmit {
         self.queue.front().map(|b| &b[..]).unwrap_or(&[])
     }
 
+    /// Everything queued as one slice, when it is one: headers and small payloads only, all
+    /// packed in the scratch buffer (the usual case for messages). Written without sealing
+    /// it, so the buffer is reused in place rather than frozen and dropped per write.
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        self.queue.is_empty().then_some(&self.scratch[..])
+    }
+
     /// Marks `n` bytes as written.
     pub fn advance(&mut self, mut n: usize) {
-        self.seal();
         self.len -= n;
         while n > 0 {
-            let front = self.queue.front_mut().expect("advance within queued bytes");
+            let Some(front) = self.queue.front_mut() else {
+                // Into the scratch buffer (written through `contiguous`).
+                if n == self.scratch.len() {
+                    self.scratch.clear(); // keeps the allocation, all of it
+                } else {
+                    self.scratch.advance(n);
+                }
+                break;
+            };
             if front.len() > n {
                 front.advance(n);
                 return;

@@ -120,8 +120,10 @@ impl Writer {
         }
         let mut wrote = false;
         while !self.tx.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let result = if self.io.is_write_vectored() {
+            let result = if let Some(bytes) = self.tx.contiguous() {
+                Pin::new(&mut self.io).poll_write(cx, bytes)
+            } else if self.io.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
                 let n = self.tx.io_slices(&mut slices);
                 Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
             } else {
