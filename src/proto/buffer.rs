@@ -230,6 +230,31 @@ mod tests {
     }
 
     #[test]
+    fn a_drained_queue_keeps_a_small_tail_and_drops_a_large_one() {
+        let mut q = ByteQueue::default();
+        q.push_slice(&[7u8; 64]);
+        let mut seen = Vec::new();
+        assert_eq!(q.take_into(usize::MAX, |p| seen.extend_from_slice(p)), 64);
+        assert_eq!(seen, [7u8; 64]);
+        assert!(q.is_empty());
+        let kept = q.tail.capacity();
+        assert!((64..=KEEP_TAIL).contains(&kept), "kept {kept}");
+        // The next small message reuses it.
+        q.push_slice(&[8u8; 64]);
+        assert_eq!(q.tail.capacity(), kept);
+        assert_eq!(q.take_into(10, |_| {}), 10); // partly: the rest stays, in order
+        let mut out = [0u8; 100];
+        assert_eq!(q.read_into(&mut out), 54);
+        assert_eq!(out[..54], [8u8; 54]);
+        // Many small pushes coalesce into one big tail; drained, it is let go.
+        for _ in 0..8 {
+            q.push_slice(&[9u8; 1000]);
+        }
+        assert_eq!(q.take_into(usize::MAX, |_| {}), 8000);
+        assert_eq!(q.tail.capacity(), 0);
+    }
+
+    #[test]
     fn pop_splits_chunks() {
         let mut q = ByteQueue::default();
         q.push(Bytes::from(vec![1u8; 10_000]));

@@ -122,3 +122,52 @@ impl Transmit {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a writer taking `n` bytes at a time from the front would send, in order.
+    fn drain(tx: &mut Transmit, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !tx.is_empty() {
+            let chunk = match tx.contiguous() {
+                Some(bytes) => bytes[..n.min(bytes.len())].to_vec(),
+                None => {
+                    let first = tx.first_chunk();
+                    first[..n.min(first.len())].to_vec()
+                }
+            };
+            tx.advance(chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        out
+    }
+
+    #[test]
+    fn small_bytes_go_out_as_one_slice_in_order_with_large_payloads_between() {
+        let mut tx = Transmit::default();
+        tx.push_raw(b"head");
+        tx.push_payload(Bytes::from_static(b"small"));
+        assert_eq!(tx.contiguous(), Some(&b"headsmall"[..]));
+        // A partial write from the scratch buffer, then more queued behind it.
+        tx.advance(3);
+        tx.push_payload(Bytes::from(vec![b'L'; ZERO_COPY_FROM]));
+        tx.push_raw(b"tail");
+        assert_eq!(
+            tx.contiguous(),
+            None,
+            "a large payload rides as its own chunk"
+        );
+        let mut want = b"dsmall".to_vec();
+        want.extend_from_slice(&[b'L'; ZERO_COPY_FROM]);
+        want.extend_from_slice(b"tail");
+        assert_eq!(tx.len(), want.len());
+        assert_eq!(drain(&mut tx, 700), want);
+        // Drained: the scratch buffer is reused for the next bytes.
+        tx.push_raw(b"next");
+        assert_eq!(tx.contiguous(), Some(&b"next"[..]));
+        tx.advance(4);
+        assert!(tx.is_empty());
+    }
+}

@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_util::io::poll_read_buf;
 
-use super::{now, shared::Shared, split::ReadHalf, writer::Written};
+use super::{now, read_buffers::ReadBuffers, shared::Shared, split::ReadHalf, writer::Written};
 use crate::{
     config::Config,
     error::TimeoutKind,
@@ -52,6 +52,7 @@ pub struct Driver<T> {
     io: ReadHalf<T>,
     shared: Arc<Shared>,
     read_buf: BytesMut,
+    read_buffers: ReadBuffers,
     decoder: Decoder,
     read_closed: bool,
     timer: Pin<Box<Sleep>>,
@@ -115,6 +116,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             io,
             shared,
             read_buf: BytesMut::new(),
+            read_buffers: ReadBuffers::default(),
             decoder: Decoder::new(config.max_frame_payload),
             read_closed: false,
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
@@ -128,11 +130,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// Reads once from the transport. Returns whether bytes (or EOF/error) arrived.
     fn poll_read_transport(&mut self) -> bool {
         let needed = self.decoder.bytes_needed(&self.read_buf);
-        // Grow only when the spare room runs low: reserving on every read reclaimed (or, with
-        // frames still held by streams, reallocated) the buffer once per small message.
-        if self.read_buf.capacity() - self.read_buf.len() < needed.max(READ_CHUNK / 4) {
-            self.read_buf.reserve(needed.max(READ_CHUNK));
-        }
+        // Grow only when the spare room runs low (not once per small message), into a
+        // recycled buffer when streams still hold frames of this one.
+        self.read_buffers.make_room(
+            &mut self.read_buf,
+            needed.max(READ_CHUNK / 4),
+            needed.max(READ_CHUNK),
+        );
         let mut cx = Context::from_waker(&self.read_waker);
         match poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.read_buf) {
             Poll::Pending => {

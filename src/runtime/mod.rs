@@ -3,6 +3,7 @@
 //! the handles applications hold. No protocol rule lives here.
 
 mod driver;
+mod read_buffers;
 mod session;
 mod shared;
 mod split;
