@@ -236,16 +236,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             return false;
         }
         let mut inner = self.shared.inner.lock();
-        let core = &inner.core;
-        let deadline_moved = match (core.poll_timeout(), inner.armed) {
-            (Some(want), Some(armed)) => want < armed,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        if deadline_moved
-            || core.wants_transmit()
-            || core.error().is_some()
-            || !core.can_receive()
+        if inner.core_needs_driver()
+            || !inner.core.can_receive()
             || !inner
                 .driver
                 .as_ref()

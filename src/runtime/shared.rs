@@ -40,6 +40,19 @@ pub(crate) struct Inner {
     pub(crate) armed: Option<Instant>,
 }
 
+impl Inner {
+    /// Whether the core has work for the driver: frames to send, a deadline earlier than the
+    /// one its timer is armed for, or an error to end the session with.
+    pub(crate) fn core_needs_driver(&self) -> bool {
+        let earlier_deadline = match (self.core.poll_timeout(), self.armed) {
+            (Some(want), Some(armed)) => want < armed,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        earlier_deadline || self.core.wants_transmit() || self.core.error().is_some()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// The transport's write half. Lock order: `writer`, then `inner`. Nobody waits for it:
@@ -204,15 +217,7 @@ impl Shared {
             let mut inner = self.inner.lock();
             let result = f(&mut inner.core);
             let wakers = inner.core.take_wakers_few();
-            let earlier_deadline = match (inner.core.poll_timeout(), inner.armed) {
-                (Some(want), Some(armed)) => want < armed,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            let wake_driver = !inner.driver_notified
-                && (earlier_deadline
-                    || inner.core.wants_transmit()
-                    || inner.core.error().is_some());
+            let wake_driver = !inner.driver_notified && inner.core_needs_driver();
             let driver = if wake_driver {
                 inner.driver_notified = true;
                 inner.driver.clone()
