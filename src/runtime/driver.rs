@@ -32,7 +32,8 @@ use crate::{
     proto::Core,
 };
 
-/// Bytes read per transport read.
+/// Room a transport read is given; a read goes ahead with at least a quarter of it left
+/// before the buffer grows ([`ReadBuffers::make_room`]).
 const READ_CHUNK: usize = 128 * 1024;
 /// After a write fails, input is still read for up to this long (or until it ends) before
 /// the session fails, so what the peer sent before closing is delivered (spec §8.3).
@@ -231,8 +232,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         {
             return false;
         }
-        let now = now();
-        if self.timer_at.is_some_and(|t| t <= now) {
+        if self.timer_at.is_some_and(|t| t <= now()) {
             return false;
         }
         let mut inner = self.shared.inner.lock();
