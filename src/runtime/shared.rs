@@ -164,6 +164,21 @@ impl Shared {
         {
             return;
         }
+        self.write_inline();
+    }
+
+    /// Called by an application task that asked for its bytes to be handed to the transport
+    /// (`poll_flush`): writes the pending frames itself on every runtime flavour. On a
+    /// current-thread runtime, leaving them to the driver would cost the caller a second
+    /// wake-up per flush (the driver's write completing it), and tokio a scheduler pass
+    /// with an extra `epoll_wait` when the caller is the `block_on` future.
+    pub(crate) fn flush_requested(&self) {
+        self.write_inline();
+    }
+
+    /// Writes the core's pending frames from the calling task, unless someone else holds the
+    /// writer or the session is busy ([`INLINE_MAX_STREAMS`]); never waits.
+    fn write_inline(&self) {
         let Some(mut writer) = self.try_writer() else {
             return; // the driver (or another task) is writing and will see our frames
         };

@@ -180,7 +180,7 @@ impl SendStream {
 
     /// Waits until every byte queued so far has been handed to the transport.
     pub async fn flush_queued(&mut self) -> Result<(), Error> {
-        self.shared.flush_inline();
+        self.shared.flush_requested();
         poll_fn(|cx| {
             self.shared
                 .with(|core| core.poll_flush(self.id, cx.waker()))
@@ -250,7 +250,7 @@ impl AsyncWrite for SendStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let id = self.id;
-        self.shared.flush_inline();
+        self.shared.flush_requested();
         self.shared
             .with(|core| core.poll_flush(id, cx.waker()))
             .map_err(Into::into)
