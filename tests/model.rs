@@ -42,6 +42,13 @@ enum Op {
         len: usize,
         owned: bool,
     },
+    /// A large application write going straight to the wire (the runtime's write-through
+    /// path), when the core allows it.
+    WriteThrough {
+        end: End,
+        pick: Index,
+        len: usize,
+    },
     Read {
         end: End,
         pick: Index,
@@ -95,6 +102,9 @@ impl fmt::Debug for Op {
                     i(pick),
                     if *owned { ", owned" } else { "" }
                 )
+            }
+            Op::WriteThrough { end, pick, len } => {
+                write!(f, "WriteThrough({end:?}, #{}, {len})", i(pick))
             }
             Op::Read {
                 end,
@@ -150,6 +160,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => end().prop_map(Op::Accept),
         8 => (end(), any::<Index>(), len, any::<bool>())
             .prop_map(|(end, pick, len, owned)| Op::Write { end, pick, len, owned }),
+        3 => (end(), any::<Index>(), 0usize..=16384)
+            .prop_map(|(end, pick, len)| Op::WriteThrough { end, pick, len }),
         8 => (end(), any::<Index>(), max, any::<bool>())
             .prop_map(|(end, pick, max, chunk)| Op::Read { end, pick, max, chunk }),
         2 => (end(), any::<Index>()).prop_map(|(end, pick)| Op::Finish { end, pick }),
@@ -631,6 +643,32 @@ impl Run {
                         err
                     ),
                     Poll::Pending => prop_assert!(*len > 0, "empty write pending"),
+                }
+            }
+            Op::WriteThrough { end, pick, len } => {
+                let Some(id) = self.model.pick(*end, SEND, pick) else {
+                    return self.sync();
+                };
+                let h = self.model.half(id, *end);
+                let data = pattern(id, *end, h.written.len(), *len);
+                let (finished, rst, stopped) = (h.finish_called, h.rst, h.stop_rcvd);
+                let min = (*len).clamp(1, 1024);
+                if let Some(header) = self.pair.core(*end).take_write_through(id, *len, min) {
+                    let n = header.len as usize;
+                    prop_assert!(n >= min && n <= *len, "write-through of {n} of {len} bytes");
+                    prop_assert!(
+                        !finished && !rst && !stopped,
+                        "{:?} stream {}: write-through after finish/reset/stop",
+                        end,
+                        id
+                    );
+                    let mut wire = header.encode().to_vec();
+                    wire.extend_from_slice(&data[..n]);
+                    self.pair.write_raw(*end, &wire);
+                    self.model
+                        .half(id, *end)
+                        .written
+                        .extend_from_slice(&data[..n]);
                 }
             }
             Op::Read {

@@ -73,6 +73,12 @@ fn grown_window(
 impl Core {
     /// Whether [`Core::poll_transmit`] has anything to add.
     pub fn wants_transmit(&self) -> bool {
+        self.wants_control_transmit() || (self.peer.is_some() && !self.send_queue.is_empty())
+    }
+
+    /// Whether frames that go ahead of all DATA wait to be sent: the preface, GOAWAY, PING
+    /// and its reply, RESET/STOP_SENDING, window updates.
+    fn wants_control_transmit(&self) -> bool {
         !self.preface_sent
             || self.goaway_out.is_some()
             || (self.peer.is_some()
@@ -80,8 +86,7 @@ impl Core {
                     || !self.control.is_empty()
                     || !self.update_queue.is_empty()
                     || self.session_update_due()
-                    || self.ping.to_send.is_some()
-                    || !self.send_queue.is_empty()))
+                    || self.ping.to_send.is_some()))
     }
 
     /// Spec §7.3: a session update is due once a quarter of the window was consumed, or as
@@ -245,6 +250,50 @@ impl Core {
                 });
             }
         }
+    }
+
+    /// Frames the first bytes of an application write of `len` bytes on stream `id` for the
+    /// caller to put on the transport itself, straight from its own buffer (no copy into the
+    /// send queue): one DATA frame of `n` bytes, its credit spent and counted as sent. The
+    /// caller writes the returned header and then the first `n` bytes, before any other frame.
+    ///
+    /// `None` (the write takes the queued path) unless the session is quiet and the bytes can
+    /// go out at once: no control frame waits (they go ahead of all DATA), the stream's open
+    /// flags are out, its send queue is empty (order), and both credits cover at least `min`
+    /// bytes. Other streams' queued DATA may wait meanwhile: a write-through frame is at most
+    /// one [`QUANTUM`], a round-robin turn's worth, so it takes its turn like theirs.
+    pub fn take_write_through(&mut self, id: u32, len: usize, min: usize) -> Option<Header> {
+        if self.wants_control_transmit() || self.error.is_some() {
+            return None;
+        }
+        let max_frame = self.peer?.max_frame_payload.min(QUANTUM);
+        let session_credit = self.session_send_credit.get();
+        let stream = self.streams.get_mut(&id)?;
+        if !matches!(stream.send, SendState::Open)
+            || stream.syn_pending
+            || stream.ack_pending
+            || stream.send_buffered() > 0
+        {
+            return None;
+        }
+        let n = (len.min(u32::MAX as usize) as u32)
+            .min(stream.send_credit.get())
+            .min(session_credit)
+            .min(max_frame);
+        if (n as usize) < min {
+            return None;
+        }
+        // Credit checked above: n <= both credits.
+        let _ = stream.send_credit.spend(n);
+        let _ = self.session_send_credit.spend(n);
+        self.bytes_sent += u64::from(n);
+        self.frames_sent += 1;
+        Some(Header {
+            kind: FrameType::Data,
+            flags: Flags::NONE,
+            stream: id,
+            len: n,
+        })
     }
 
     fn push_data(&mut self, tx: &mut Transmit, limit: usize) {

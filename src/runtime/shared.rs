@@ -29,6 +29,11 @@ const INLINE_MAX_STREAMS: u32 = 4;
 /// writes (messages) still write inline: their batch goes out one task hop sooner.
 const LARGE_WRITE: usize = 16 * 1024;
 
+/// Application writes at least this large go straight to the transport when the session
+/// is quiet ([`Shared::write_through`]); smaller ones are copied into the send queue, where
+/// the frames of many small writes are batched into one system call.
+const WRITE_THROUGH_MIN: usize = 16 * 1024;
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) core: Core,
@@ -214,6 +219,45 @@ impl Shared {
         for w in wakers {
             w.wake();
         }
+    }
+
+    /// Puts the first bytes of an application write of `data` on stream `id` straight on
+    /// the transport from the caller's buffer, as one DATA frame, when the session is quiet
+    /// ([`crate::proto::Core::take_write_through`]) and no one else is writing; returns how
+    /// many bytes it took, or `None` for the queued path. A bulk sender so skips the copy
+    /// into the send queue and the allocation behind it, and its bytes go out without the
+    /// driver, as on a plain socket. What the transport doesn't take at once is queued for
+    /// the driver, which waits for writability.
+    pub(crate) fn write_through(&self, id: u32, data: &[u8]) -> Option<usize> {
+        if data.len() < WRITE_THROUGH_MIN {
+            return None;
+        }
+        let mut writer = self.try_writer()?;
+        if !writer.can_write_through() {
+            return None;
+        }
+        let (header, now) = {
+            let mut inner = self.inner.lock();
+            let header = inner
+                .core
+                .take_write_through(id, data.len(), WRITE_THROUGH_MIN)?;
+            (header, super::now())
+        };
+        let n = header.len as usize;
+        let written = writer.write_through(&header.encode(), &data[..n], now);
+        let hand_to_driver = matches!(written, Written::Blocked { .. }) || writer.has_failure();
+        drop(writer);
+        if hand_to_driver {
+            let driver = {
+                let mut inner = self.inner.lock();
+                inner.driver_notified = true;
+                inner.driver.clone()
+            };
+            if let Some(driver) = driver {
+                driver.wake();
+            }
+        }
+        Some(n)
     }
 
     /// Called by an application task whose write of `len` bytes found its send buffer full:

@@ -239,6 +239,9 @@ impl AsyncWrite for SendStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let id = self.id;
+        if let Some(n) = self.shared.write_through(id, buf) {
+            return Poll::Ready(Ok(n));
+        }
         let r = self
             .shared
             .with(|core| core.poll_write(id, cx.waker(), buf));

@@ -103,6 +103,65 @@ impl Writer {
         }
     }
 
+    /// Whether an application write may go straight to the transport: nothing queued here
+    /// (frames stay in order), the transport takes vectored writes (header and payload in
+    /// one call), and it is neither failed, stalled nor waiting for a flush.
+    pub(crate) fn can_write_through(&self) -> bool {
+        self.tx.is_empty()
+            && !self.dead
+            && !self.flush_pending
+            && self.stalled_since.is_none()
+            && self.io.is_write_vectored()
+    }
+
+    /// Writes one frame, `head` then `body`, straight from the caller's buffer, as far as the
+    /// transport takes it without waiting; whatever it leaves is copied into the queue for
+    /// the driver (a frame is never cut short on the wire). Called only when
+    /// [`Writer::can_write_through`]. Errors are handled as in [`Writer::write`].
+    pub(crate) fn write_through(&mut self, head: &[u8], body: &[u8], now: Instant) -> Written {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let total = head.len() + body.len();
+        let mut done = 0;
+        while done < total {
+            let result = if done < head.len() {
+                let slices = [IoSlice::new(&head[done..]), IoSlice::new(body)];
+                Pin::new(&mut self.io).poll_write_vectored(&mut cx, &slices)
+            } else {
+                Pin::new(&mut self.io).poll_write(&mut cx, &body[done - head.len()..])
+            };
+            match result {
+                Poll::Ready(Ok(0)) => {
+                    self.fail(io::ErrorKind::WriteZero.into());
+                    return Written::Drained { wrote: done > 0 };
+                }
+                Poll::Ready(Ok(n)) => {
+                    done += n;
+                    self.written += n as u64;
+                }
+                Poll::Ready(Err(err)) => {
+                    self.fail(err);
+                    return Written::Drained { wrote: done > 0 };
+                }
+                Poll::Pending => break,
+            }
+        }
+        if done < head.len() {
+            self.tx.push_raw(&head[done..]);
+        }
+        let rest = &body[done.saturating_sub(head.len())..];
+        if !rest.is_empty() {
+            self.tx.push_payload(bytes::Bytes::copy_from_slice(rest));
+        }
+        if done < total {
+            self.stalled_since.get_or_insert(now);
+            return Written::Blocked { wrote: done > 0 };
+        }
+        self.stalled_since = None;
+        // Transports that buffer (TLS, BufWriter) need a flush, as after any write.
+        self.flush_pending = true;
+        self.write(&mut cx, now)
+    }
+
     /// The write failure not yet handed to the driver.
     pub(crate) fn take_failure(&mut self) -> Option<io::Error> {
         self.failure.take()

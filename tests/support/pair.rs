@@ -214,8 +214,20 @@ impl Pair {
         }
         let bytes = tx.take_all();
         let n = bytes.len();
+        self.put_on_wire(end, &bytes);
+        n
+    }
+
+    /// Puts bytes `end` wrote itself (a write-through frame, `Core::take_write_through`) on
+    /// the wire behind what it transmitted before, logged and checked like `pump`'s.
+    pub fn write_raw(&mut self, end: End, bytes: &[u8]) {
+        self.put_on_wire(end, bytes);
+    }
+
+    fn put_on_wire(&mut self, end: End, bytes: &[u8]) {
+        let ep = &mut self.ends[end.idx()];
         // Log what went out, checking it is a valid byte stream for the peer.
-        ep.out_buf.extend_from_slice(&bytes);
+        ep.out_buf.extend_from_slice(bytes);
         if !ep.out_preface_seen {
             if ep.out_buf.len() < PREFACE_LEN {
                 assert!(ep.out_buf.is_empty(), "{end:?} sent a partial preface");
@@ -239,8 +251,7 @@ impl Pair {
                 "{end:?}: poll_transmit ended inside a frame"
             );
         }
-        self.wire[end.idx()].extend_from_slice(&bytes);
-        n
+        self.wire[end.idx()].extend_from_slice(bytes);
     }
 
     /// Lets `end`'s core process the bytes delivered to it, as far as it takes input.
