@@ -11,14 +11,8 @@ use support::pair::{waker, End, Pair};
 
 const HALF_RTT: Duration = Duration::from_millis(10);
 
-/// One half round trip: both ends transmit, the wire takes `HALF_RTT`, everything arrives.
 fn half_rtt(p: &mut Pair) {
-    p.settle();
-    p.advance(HALF_RTT);
-    for end in End::BOTH {
-        let n = p.in_flight(end);
-        p.deliver(end, n);
-    }
+    p.half_round_trip(HALF_RTT);
 }
 
 /// One bulk stream over a 20 ms virtual link, advanced half a round trip at a time.

@@ -154,6 +154,8 @@ pub struct Core {
     /// Receive-window growth of all streams in the map together, within the growth budget
     /// `session_window - 16 * initial_stream_window` (spec §7.4, §7.5).
     pub(crate) window_growth: u64,
+    /// Which stream DATA arrived on lately: whether a stream shares the link (spec §7.4).
+    pub(crate) data_activity: super::activity::DataActivity,
     pub(crate) closed: RecentlyClosed,
     pub(crate) open_timers: VecDeque<(Instant, u32)>,
     pub(crate) linger_timers: VecDeque<(Instant, u32)>,
@@ -221,6 +223,7 @@ impl Core {
             recv_buffered: 0,
             send_buffered: 0,
             window_growth: 0,
+            data_activity: Default::default(),
             closed,
             open_timers: VecDeque::new(),
             linger_timers: VecDeque::new(),

@@ -174,6 +174,9 @@ impl Core {
             );
         }
         self.bytes_received += len as u64;
+        if len > 0 {
+            self.data_activity.note(id, now);
+        }
         if flags.contains(Flags::SYN) {
             return self.on_syn(now, id, flags, payload);
         }

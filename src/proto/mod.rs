@@ -6,6 +6,7 @@
 //! ([`Core::take_wakers`]). The tokio runtime in [`crate::Session`] is a thin shell around it;
 //! tests, fuzz targets and benches drive it directly.
 
+mod activity;
 mod buffer;
 mod closed;
 mod core;

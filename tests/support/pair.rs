@@ -379,4 +379,15 @@ impl Pair {
             }
         }
     }
+
+    /// One half round trip on a link of that one-way delay: both ends transmit, the wire
+    /// takes `half_rtt`, everything arrives.
+    pub fn half_round_trip(&mut self, half_rtt: Duration) {
+        self.settle();
+        self.advance(half_rtt);
+        for end in End::BOTH {
+            let n = self.in_flight(end);
+            self.deliver(end, n);
+        }
+    }
 }
