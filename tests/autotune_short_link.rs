@@ -112,6 +112,24 @@ fn a_lone_stream_on_a_short_link_grows_its_window() {
 }
 
 #[test]
+fn streams_opened_and_closed_without_payload_do_not_share_the_link() {
+    // Spec §7.4 counts DATA with a payload: empty SYN/FIN frames of short-lived streams
+    // (opened and closed with nothing sent) leave a bulk stream alone on the link.
+    let initial = Config::default().initial_stream_window;
+    let mut t = Transfer::start();
+    let id = t.open();
+    for _ in 0..20 {
+        let now = t.p.now();
+        let Poll::Ready(Ok(empty)) = t.p.core(End::Client).poll_open(now, waker()) else {
+            panic!("open");
+        };
+        t.p.core(End::Client).finish(empty).unwrap();
+        t.step(&[id]);
+    }
+    assert!(t.window(id) >= 8 * initial, "window {}", t.window(id));
+}
+
+#[test]
 fn streams_sharing_a_short_link_keep_their_initial_windows() {
     let initial = Config::default().initial_stream_window;
     let mut t = Transfer::start();

@@ -13,7 +13,7 @@ pub(crate) const SHARED_WITHIN: Duration = Duration::from_millis(100);
 ///
 /// Two stream ids and two instants, whatever the number of streams: enough to answer "did
 /// DATA for any stream other than `id` arrive within [`SHARED_WITHIN`]?" exactly.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub(crate) struct DataActivity {
     /// The stream of the latest DATA frame with a payload, and when it arrived.
     last: Option<(u32, Instant)>,
@@ -69,7 +69,11 @@ mod tests {
         a.note(1, t0 + Duration::from_millis(2));
         assert!(a.shared_with_others(1, t0 + Duration::from_millis(2)));
         assert!(a.shared_with_others(3, t0 + Duration::from_millis(2)));
-        // Stream 3 went quiet: after SHARED_WITHIN, stream 1 is alone again.
+        // Stream 3 went quiet: just under SHARED_WITHIN it still counts...
+        let almost = t0 + SHARED_WITHIN - Duration::from_millis(1);
+        a.note(1, almost);
+        assert!(a.shared_with_others(1, almost));
+        // ...after it, stream 1 is alone again.
         let later = t0 + SHARED_WITHIN + Duration::from_millis(1);
         a.note(1, later);
         assert!(!a.shared_with_others(1, later));
