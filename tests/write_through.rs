@@ -162,3 +162,33 @@ async fn partial_transport_writes_keep_frames_whole_and_bytes_in_order() {
         t.await.unwrap();
     }
 }
+
+/// A write-through the transport takes only in part, on a session with nothing else to do:
+/// the driver, handed the rest, writes it once the transport has room again, though the core
+/// has no new frame for it (the transport remembers only the write-through's no-op waker).
+/// Before the hand-off mark, the driver's idle check skipped that turn and the frame stayed
+/// half written until a keepalive PING woke the driver 30 s later.
+#[tokio::test(start_paused = true)]
+async fn a_write_through_cut_short_is_finished_by_the_driver_on_an_idle_session() {
+    let (a, b) = tokio::io::duplex(16 * 1024);
+    let (a, _) = Vectored::new(a, usize::MAX, 0);
+    let client = Session::client(a, Config::default()).unwrap();
+    let server = Session::server(b, Config::default()).unwrap();
+    support::spawn_echo_server(server);
+    let mut s = client.open().await.unwrap();
+    s.write_all(b"hi").await.unwrap();
+    let mut back = [0u8; 2];
+    s.read_exact(&mut back).await.unwrap();
+
+    let big = support::data(8, 64 * 1024);
+    let mut echoed = vec![0u8; big.len()];
+    let exchange = async {
+        s.write_all(&big).await.unwrap();
+        s.read_exact(&mut echoed).await.unwrap();
+    };
+    // Well before the first keepalive PING (30 s), which would wake the driver anyway.
+    tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .expect("the cut-short frame was never finished");
+    assert!(echoed == big, "echo differs");
+}

@@ -237,6 +237,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         let mut inner = self.shared.inner.lock();
         if inner.core_needs_driver()
+            || inner.writer_handed_over
             || !inner.core.can_receive()
             || !inner
                 .driver
@@ -259,6 +260,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let (can_receive, handshake_done) = {
             let mut inner = self.shared.inner.lock();
             inner.driver_notified = false;
+            inner.writer_handed_over = false;
             if !inner
                 .driver
                 .as_ref()

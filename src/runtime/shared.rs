@@ -41,6 +41,10 @@ pub(crate) struct Inner {
     pub(crate) driver: Option<Waker>,
     /// The driver was woken and has not run since: no need to wake it again.
     pub(crate) driver_notified: bool,
+    /// An application task writing inline left bytes in the writer (the transport blocked)
+    /// or a failure: the driver's next poll takes a full turn to write or report them, even
+    /// when the core has nothing new ([`Shared::hand_writer_to_driver`]).
+    pub(crate) writer_handed_over: bool,
     /// The deadline the driver's timer is armed for.
     pub(crate) armed: Option<Instant>,
 }
@@ -116,6 +120,7 @@ impl Shared {
                 core,
                 driver: None,
                 driver_notified: false,
+                writer_handed_over: false,
                 armed: None,
             }),
         }
@@ -209,12 +214,7 @@ impl Shared {
         }
         drop(writer);
         if hand_to_driver {
-            let driver = {
-                let mut inner = self.inner.lock();
-                inner.driver_notified = true;
-                inner.driver.clone()
-            };
-            wakers.extend(driver);
+            wakers.extend(self.hand_writer_to_driver());
         }
         for w in wakers {
             w.wake();
@@ -248,16 +248,23 @@ impl Shared {
         let hand_to_driver = matches!(written, Written::Blocked { .. }) || writer.has_failure();
         drop(writer);
         if hand_to_driver {
-            let driver = {
-                let mut inner = self.inner.lock();
-                inner.driver_notified = true;
-                inner.driver.clone()
-            };
-            if let Some(driver) = driver {
+            if let Some(driver) = self.hand_writer_to_driver() {
                 driver.wake();
             }
         }
         Some(n)
+    }
+
+    /// After an application task's inline write left bytes in the writer or failed (the
+    /// writer lock let go): marks the writer as the driver's and returns the driver's waker,
+    /// to be woken after unlocking. The mark makes the driver's next poll a full turn; a
+    /// mere wake-up could find the core with nothing to send and skip it (`idle_wake`),
+    /// leaving a frame half on the wire until something else woke the driver.
+    fn hand_writer_to_driver(&self) -> Option<Waker> {
+        let mut inner = self.inner.lock();
+        inner.driver_notified = true;
+        inner.writer_handed_over = true;
+        inner.driver.clone()
     }
 
     /// Called by an application task whose write of `len` bytes found its send buffer full:
