@@ -38,7 +38,11 @@ pub struct Config {
     /// Largest DATA payload accepted, and the largest this side sends. Default 64 KiB.
     pub max_frame_payload: u32,
     /// Bytes a stream buffers for sending beyond what is on the wire; writers wait beyond it.
-    /// Default 256 KiB.
+    /// Default 256 KiB. A write of 16 KiB or more from a slice (`AsyncWrite::poll_write`)
+    /// queues at most 64 KiB (one frame) while the stream's credit would let the queued bytes
+    /// go at once, so that its next write can go straight to the transport from the
+    /// caller's buffer instead of being copied; bytes that wait for the peer's credit fill
+    /// the whole buffer.
     pub stream_send_buffer: u32,
     /// Bytes all streams buffer for sending together. Default 16 MiB.
     pub session_send_buffer: u32,

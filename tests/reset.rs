@@ -249,11 +249,16 @@ async fn stop_fails_peer_writes(client_stops: bool) {
 
     let big = vec![3u8; 2 * MIB];
     let mut write = Box::pin(peer_tx.write_all(&big));
-    assert!(support::poll_once(&mut write).await.is_pending());
-    support::until("the window fills", || {
-        stopper_session.stats().recv_buffered == Config::default().initial_stream_window as usize
-    })
-    .await;
+    // The write goes on while the window fills (a large write queues only a quantum ahead
+    // while it has credit, so it must be polled throughout).
+    tokio::select! {
+        biased;
+        r = &mut write => panic!("a 2 MiB write into a 256 KiB window ended: {r:?}"),
+        () = support::until("the window fills", || {
+            stopper_session.stats().recv_buffered
+                == Config::default().initial_stream_window as usize
+        }) => {}
+    }
     stop_rx.stop(code);
     assert_eq!(
         stopper_session.stats().recv_buffered,

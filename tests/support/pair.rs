@@ -73,6 +73,19 @@ pub fn waker() -> &'static Waker {
     Waker::noop()
 }
 
+/// A waker that counts its wake-ups, and the count.
+pub fn counting_waker() -> (Waker, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{atomic::AtomicUsize, Arc};
+    struct Count(Arc<AtomicUsize>);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(AtomicUsize::new(0));
+    (Waker::from(Arc::new(Count(count.clone()))), count)
+}
+
 /// One side: its core plus the transport buffers around it.
 #[derive(Debug)]
 pub struct Endpoint {
