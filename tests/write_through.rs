@@ -100,18 +100,25 @@ impl AsyncWrite for Vectored {
     }
 }
 
-#[tokio::test]
-async fn a_large_write_on_a_quiet_session_is_on_the_transport_when_it_returns() {
-    let (a, b) = tokio::io::duplex(1 << 20);
+/// A client session over a vectored transport on a `pipe`-byte duplex to an echo server, and
+/// a stream on it after one exchange: both prefaces are in and the stream is open on both
+/// ends, so the session is quiet. Also the counter of bytes the client's transport took.
+async fn quiet_echo_stream(pipe: usize) -> (Session, braid::Stream, Arc<AtomicUsize>) {
+    let (a, b) = tokio::io::duplex(pipe);
     let (a, written) = Vectored::new(a, usize::MAX, 0);
     let client = Session::client(a, Config::default()).unwrap();
     let server = Session::server(b, Config::default()).unwrap();
     support::spawn_echo_server(server);
     let mut s = client.open().await.unwrap();
-    // One exchange first: both prefaces are in and the stream is open on both ends.
     s.write_all(b"hi").await.unwrap();
     let mut back = [0u8; 2];
     s.read_exact(&mut back).await.unwrap();
+    (client, s, written)
+}
+
+#[tokio::test]
+async fn a_large_write_on_a_quiet_session_is_on_the_transport_when_it_returns() {
+    let (_client, mut s, written) = quiet_echo_stream(1 << 20).await;
 
     let before = written.load(Ordering::SeqCst);
     let big = support::data(7, 64 * 1024);
@@ -170,15 +177,7 @@ async fn partial_transport_writes_keep_frames_whole_and_bytes_in_order() {
 /// half written until a keepalive PING woke the driver 30 s later.
 #[tokio::test(start_paused = true)]
 async fn a_write_through_cut_short_is_finished_by_the_driver_on_an_idle_session() {
-    let (a, b) = tokio::io::duplex(16 * 1024);
-    let (a, _) = Vectored::new(a, usize::MAX, 0);
-    let client = Session::client(a, Config::default()).unwrap();
-    let server = Session::server(b, Config::default()).unwrap();
-    support::spawn_echo_server(server);
-    let mut s = client.open().await.unwrap();
-    s.write_all(b"hi").await.unwrap();
-    let mut back = [0u8; 2];
-    s.read_exact(&mut back).await.unwrap();
+    let (_client, mut s, _) = quiet_echo_stream(16 * 1024).await;
 
     let big = support::data(8, 64 * 1024);
     let mut echoed = vec![0u8; big.len()];

@@ -141,7 +141,8 @@ impl Core {
     // ----- writing -----
 
     /// Buffers up to `data.len()` bytes for sending; `Pending` (waker registered) while the
-    /// stream's or the session's send buffer is full (spec §11).
+    /// stream's or the session's send buffer is full (spec §11). A large write with credit to
+    /// spare queues only one frame ahead ([`LARGE_COPY_AHEAD`]).
     pub fn poll_write(
         &mut self,
         id: u32,
