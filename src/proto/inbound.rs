@@ -348,6 +348,12 @@ impl Core {
                 "WINDOW_UPDATE before the stream's ACK",
             );
         }
+        // Spec §4.2, §6.2, §10 V27: once our FIN is written (Finished) or the stream was reset
+        // either way, credit can buy nothing: the update is ignored, unchecked. Idle and Open,
+        // FIN pending included (`Finishing`, `Stopping`: the FIN is not written yet), add it.
+        if matches!(stream.send, SendState::Done | SendState::Aborted(_)) {
+            return;
+        }
         if stream.send_credit.grant(increment).is_err() {
             return self
                 .protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1");
