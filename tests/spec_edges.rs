@@ -6,12 +6,15 @@
 mod hostile;
 mod support;
 
+use std::time::Duration;
+
 use braid::{
-    frame::{Flags, Frame},
-    Config,
+    frame::{ErrorCode, Flags, Frame},
+    Config, Error, Session,
 };
 use bytes::Bytes;
 use hostile::{data_frame, quiet, recv_until, server_and_raw, syn, sync};
+use support::raw::RawPeer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Item 1 (spec §4.2, §6.2, §10 V27): once our FIN is written, a WINDOW_UPDATE for the stream
@@ -45,4 +48,47 @@ async fn a_window_update_after_our_fin_is_ignored_even_if_it_overflows() {
     s.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, b"y");
     assert!(server.closed_reason().is_none());
+}
+
+/// Item 5 (spec §2, §10 V1, V2): a peer that sends ten bytes that are not braid's preface and
+/// then nothing is refused at once with GOAWAY(0, PROTOCOL_ERROR), not after the preface
+/// timeout with TIMEOUT (V4). The paused clock would jump to that timeout if the session
+/// waited for the rest of the preface.
+#[tokio::test(start_paused = true)]
+async fn ten_wrong_preface_bytes_are_refused_at_once() {
+    expect_prefix_refused(b"GET / HTTP", ErrorCode::PROTOCOL_ERROR).await;
+    // One wrong byte is enough: the magic is judged byte by byte.
+    expect_prefix_refused(b"\x8bBRAIX", ErrorCode::PROTOCOL_ERROR).await;
+}
+
+/// Item 5: the version is judged as soon as both its bytes are in (V2).
+#[tokio::test(start_paused = true)]
+async fn a_wrong_version_is_refused_once_its_two_bytes_are_in() {
+    expect_prefix_refused(b"\x8bBRAID\r\n\x00\x02", ErrorCode::VERSION_MISMATCH).await;
+}
+
+async fn expect_prefix_refused(prefix: &[u8], code: ErrorCode) {
+    let started = tokio::time::Instant::now();
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server = Session::server(a, Config::default()).unwrap();
+    let mut peer = RawPeer::new(b);
+    peer.send_raw(prefix).await; // and nothing more, the pipe stays open
+    peer.read_preface().await;
+    match support::guard("GOAWAY", peer.expect_goaway()).await {
+        Some(Frame::GoAway {
+            last_stream,
+            code: got,
+            ..
+        }) => assert_eq!((last_stream, got), (0, code)),
+        other => panic!("expected GOAWAY(0, {code}), got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused after {:?}: the session waited for the rest",
+        started.elapsed()
+    );
+    match server.closed_reason() {
+        Some(Error::Protocol { code: got, .. }) => assert_eq!(got, code),
+        other => panic!("expected Error::Protocol({code}), got {other:?}"),
+    }
 }

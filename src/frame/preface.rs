@@ -68,16 +68,30 @@ impl Preface {
         out
     }
 
+    /// Judges the first bytes of a preface as they arrive (spec §2, §10 V1, V2): every magic
+    /// byte (0..8) as soon as it is in, the version (8..10) once both its bytes are. `Ok` while
+    /// `bytes` can still begin a valid preface; bytes from 10 on are not looked at (the
+    /// settings are checked by [`Preface::decode`] once all 32 are in). A pure function of
+    /// the bytes so far, so a peer that sends a wrong byte and then nothing is refused at once
+    /// instead of at the preface timeout.
+    pub fn check_prefix(bytes: &[u8]) -> Result<(), PrefaceError> {
+        let magic = bytes.len().min(MAGIC.len());
+        if bytes[..magic] != MAGIC[..magic] {
+            return Err(PrefaceError::BadMagic);
+        }
+        if let [_, _, _, _, _, _, _, _, hi, lo, ..] = *bytes {
+            let version = u16::from_be_bytes([hi, lo]);
+            if version != PROTOCOL_VERSION {
+                return Err(PrefaceError::Version(version));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses and validates 32 preface bytes. The magic is checked first, so a peer speaking
     /// something else is named as such.
     pub fn decode(bytes: &[u8; PREFACE_LEN]) -> Result<Preface, PrefaceError> {
-        if bytes[..8] != MAGIC {
-            return Err(PrefaceError::BadMagic);
-        }
-        let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-        if version != PROTOCOL_VERSION {
-            return Err(PrefaceError::Version(version));
-        }
+        Preface::check_prefix(bytes)?;
         let field = |i: usize| {
             u32::from_be_bytes([
                 bytes[12 + 4 * i],
@@ -115,5 +129,59 @@ impl Preface {
             return Err(PrefaceError::Setting("max_frame_payload"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_judged_byte_by_byte() {
+        let good = Preface {
+            initial_stream_window: 1024,
+            session_window: 1024,
+            max_concurrent_streams: 1,
+            accept_backlog: 1,
+            max_frame_payload: 1024,
+        }
+        .encode();
+        for n in 0..=PREFACE_LEN {
+            assert_eq!(Preface::check_prefix(&good[..n]), Ok(()), "{n} bytes");
+        }
+        // A wrong magic byte is refused as soon as it is in, whatever follows.
+        for at in 0..8 {
+            let mut bad = good;
+            bad[at] ^= 0x20;
+            assert_eq!(Preface::check_prefix(&bad[..at]), Ok(()));
+            for n in at + 1..=PREFACE_LEN {
+                assert_eq!(
+                    Preface::check_prefix(&bad[..n]),
+                    Err(PrefaceError::BadMagic)
+                );
+            }
+        }
+        // The version needs both of its bytes.
+        let mut v2 = good;
+        v2[9] = 2;
+        assert_eq!(Preface::check_prefix(&v2[..9]), Ok(()));
+        assert_eq!(
+            Preface::check_prefix(&v2[..10]),
+            Err(PrefaceError::Version(2))
+        );
+        let mut v256 = good;
+        v256[8] = 1;
+        assert_eq!(Preface::check_prefix(&v256[..9]), Ok(()));
+        assert_eq!(
+            Preface::check_prefix(&v256[..10]),
+            Err(PrefaceError::Version(257))
+        );
+        // Bad magic wins over a bad version (spec §2 validation order).
+        let mut both = v2;
+        both[0] = 0;
+        assert_eq!(
+            Preface::check_prefix(&both[..10]),
+            Err(PrefaceError::BadMagic)
+        );
     }
 }

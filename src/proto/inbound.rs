@@ -40,16 +40,33 @@ impl Core {
                 self.open_waiters.drain_into(&mut self.wake);
                 Ok(())
             }
-            Err(err) => {
-                let reason = match err {
-                    PrefaceError::BadMagic => "bad preface magic: peer does not speak braid",
-                    PrefaceError::Version(_) => "unsupported protocol version",
-                    PrefaceError::Setting(s) => s,
-                };
-                self.protocol_error(err.code(), reason);
-                Err(self.error.clone().expect("just failed"))
-            }
+            Err(err) => self.bad_preface(err),
         }
+    }
+
+    /// The first bytes of the peer's preface, fewer than [`PREFACE_LEN`] (spec §2): the magic
+    /// is judged byte by byte as it arrives and the version once both its bytes are in, so a
+    /// peer that is not braid (or speaks another version) is refused at once, not at the
+    /// preface timeout (§10 V1, V2 before V4). A wrong prefix ends the session like a bad
+    /// preface; `Ok` while the bytes can still begin a valid one.
+    pub fn handle_preface_prefix(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if let Some(err) = &self.error {
+            return Err(err.clone());
+        }
+        match Preface::check_prefix(bytes) {
+            Ok(()) => Ok(()),
+            Err(err) => self.bad_preface(err),
+        }
+    }
+
+    fn bad_preface(&mut self, err: PrefaceError) -> Result<(), Error> {
+        let reason = match err {
+            PrefaceError::BadMagic => "bad preface magic: peer does not speak braid",
+            PrefaceError::Version(_) => "unsupported protocol version",
+            PrefaceError::Setting(s) => s,
+        };
+        self.protocol_error(err.code(), reason);
+        Err(self.error.clone().expect("just failed"))
     }
 
     /// Vets a header before its payload is read (spec §10): flow-control limits are judged

@@ -180,6 +180,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     fn process_input(&mut self, core: &mut Core, now: Instant) {
         if !core.handshake_done() {
             if self.read_buf.len() < PREFACE_LEN {
+                // Spec §2: magic and version are judged as their bytes arrive.
+                if core.handle_preface_prefix(&self.read_buf).is_err() {
+                    return;
+                }
                 if self.read_closed {
                     core.transport_closed(true);
                 }

@@ -275,7 +275,12 @@ impl Pair {
         let start = ep.rx.len();
         let pending_before = ep.decoder.pending_header().copied();
         if ep.peer_preface.is_none() {
-            if ep.rx.len() < PREFACE_LEN || ep.core.error().is_some() {
+            if ep.core.error().is_some() {
+                return false;
+            }
+            if ep.rx.len() < PREFACE_LEN {
+                // As the driver does: magic and version are judged as they arrive (spec §2).
+                let _ = ep.core.handle_preface_prefix(&ep.rx);
                 return false;
             }
             let raw: [u8; PREFACE_LEN] = ep.rx[..PREFACE_LEN].try_into().unwrap();
