@@ -57,6 +57,14 @@ pub struct Config {
     /// How long a stream the application dropped after finishing waits for the peer's FIN
     /// before it is reset. Default 60 s.
     pub linger_timeout: Duration,
+    /// How long a session that has ended keeps reading (and discarding) input after it shut
+    /// down its write side, waiting for the peer's EOF before it closes the transport (spec
+    /// §8.2, §8.3, L22). Closing with unread input makes the kernel answer with a TCP RST,
+    /// which destroys bytes the peer has not read yet (our last replies, our GOAWAY); a peer
+    /// that keeps reading closes its side as soon as it has everything, so the drain usually
+    /// ends within a round trip. `Duration::ZERO` closes at once after the shutdown.
+    /// Default 30 s (the keepalive timeout).
+    pub close_drain_timeout: Duration,
     /// RESETs braid itself may send for the peer's faults before it ends the session with
     /// `ENHANCE_YOUR_CALM`; each stream the application accepts earns one back. Default 1,000.
     pub max_local_resets: u32,
@@ -87,6 +95,7 @@ impl Default for Config {
             open_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(60),
+            close_drain_timeout: Duration::from_secs(30),
             max_local_resets: 1000,
             max_unaccepted_resets: 1000,
             max_empty_frames: 10_000,

@@ -73,6 +73,7 @@ pub fn base_config() -> Config {
         open_timeout: Duration::from_secs(3),
         write_timeout: Duration::from_secs(5),
         linger_timeout: Duration::from_secs(6),
+        close_drain_timeout: Duration::from_secs(5),
         max_local_resets: 8,
         max_unaccepted_resets: 4,
         max_empty_frames: 16,

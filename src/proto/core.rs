@@ -503,6 +503,19 @@ impl Core {
         );
     }
 
+    /// The runtime is giving up on the session without the peer's doing (its driver was
+    /// dropped): like [`Core::close`], a GOAWAY (NO_ERROR if no stream is open, else CANCEL,
+    /// spec §8.3) for whatever can still be written, but every stream and waiter fails with
+    /// `err`, which says what happened.
+    pub fn abandon(&mut self, err: std::io::Error) {
+        let code = if self.inbound_live + self.outbound_live == 0 {
+            ErrorCode::NO_ERROR
+        } else {
+            ErrorCode::CANCEL
+        };
+        self.fail(Error::io(err), Some((code, "session abandoned")));
+    }
+
     /// Ends the session with `err`: GOAWAY(`goaway.0`) if given, every stream and waiter
     /// fails with `err`.
     pub(crate) fn fail(&mut self, err: Error, goaway: Option<(ErrorCode, &'static str)>) {

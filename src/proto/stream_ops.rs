@@ -245,7 +245,8 @@ impl Core {
         Ok(true)
     }
 
-    /// `Ready` once every byte written so far has been framed for the transport.
+    /// `Ready` once every byte written so far, and the FIN after `finish`, has been framed
+    /// for the transport.
     pub fn poll_flush(&mut self, id: u32, waker: &Waker) -> Poll<Result<(), Error>> {
         let Some(stream) = self.streams.get_mut(&id) else {
             return Poll::Ready(Err(self.gone_error()));
@@ -253,6 +254,12 @@ impl Core {
         match &stream.send {
             SendState::Aborted(err) => Poll::Ready(Err(err.clone())),
             SendState::Stopping(code) => Poll::Ready(Err(Error::StreamStopped { code: *code })),
+            // After `finish`, flushed means the FIN is framed too: an application that
+            // flushes and then closes the session must not have its FIN cancelled (§8.3).
+            SendState::Finishing => {
+                stream.write_waker = Some(waker.clone());
+                Poll::Pending
+            }
             _ if stream.send_buffered() == 0 => Poll::Ready(Ok(())),
             _ => {
                 stream.write_waker = Some(waker.clone());

@@ -24,7 +24,13 @@ use tokio::{
 };
 use tokio_util::io::poll_read_buf;
 
-use super::{now, read_buffers::ReadBuffers, shared::Shared, split::ReadHalf, writer::Written};
+use super::{
+    now,
+    read_buffers::ReadBuffers,
+    shared::{Shared, TransportPhase},
+    split::ReadHalf,
+    writer::Written,
+};
 use crate::{
     config::Config,
     error::TimeoutKind,
@@ -42,6 +48,10 @@ const WRITE_FAILURE_DRAIN: std::time::Duration = std::time::Duration::from_secs(
 /// 512 KiB write batch) let a busy driver hog a worker and doubled CPU per GiB on a shared
 /// runtime; 1 turn cost round-trip latency; 4 is best of those on bulk, msgs and pingpong.
 const TURNS_PER_POLL: usize = 4;
+/// Room for each read that discards input while a closed session drains (spec §8.3).
+const DRAIN_CHUNK: usize = 16 * 1024;
+/// Draining reads before the driver yields to the scheduler.
+const DRAIN_READS_PER_POLL: usize = 64;
 
 /// The future that runs a session's IO. [`crate::Session::client`] and
 /// [`crate::Session::server`] spawn it; [`crate::Session::with_driver`] hands it to you to run
@@ -73,6 +83,11 @@ pub struct Driver<T> {
     must_turn: bool,
     /// The deadline `timer` was polled for (its waker registered), if any.
     timer_at: Option<Instant>,
+    /// How long an ended session drains input before closing ([`Config::close_drain_timeout`]).
+    close_drain: std::time::Duration,
+    /// The session has ended and its last frame is out: until when input is drained (spec
+    /// §8.2, §8.3 step 3). The driver then only shuts the write side and reads.
+    closing: Option<Instant>,
     done: bool,
 }
 
@@ -124,6 +139,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             write_timeout: config.write_timeout,
             wakers: Vec::new(),
             write_failed: None,
+            close_drain: config.close_drain_timeout,
+            closing: None,
             done: false,
         }
     }
@@ -314,9 +331,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         self.wake_all();
 
         if finished {
-            let _ = writer.poll_shutdown(cx);
-            writer.close();
-            return Poll::Ready(true);
+            return Poll::Ready(true); // `poll_close` takes it from here
         }
 
         let written = writer.write(cx, now);
@@ -397,24 +412,104 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 }
 
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    /// The lingering close (spec §8.2, §8.3 step 3, L22): once the session has ended and its
+    /// last frame is handed to the transport, shut down the write side, then read and discard
+    /// input until the peer's EOF or the drain deadline, and only then let the transport go.
+    /// Closing a socket with unread input makes the kernel send a TCP RST, and a RST destroys
+    /// whatever the peer has not read yet: our last replies, our FINs, our GOAWAY and its
+    /// code. A peer that keeps reading sees our EOF once it has read everything, closes its
+    /// side, and so ends the drain within a round trip.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let now = now();
+        let until = *self.closing.get_or_insert(now + self.close_drain);
+        let shared = self.shared.clone();
+        if shared.inner.lock().transport < TransportPhase::WriteShut {
+            let Some(mut writer) = shared.try_writer_for_driver() else {
+                return Poll::Pending; // its holder wakes us when it lets go
+            };
+            // A write already failed: the transport delivers nothing more, and the peer has
+            // nothing left to read from us, so there is nothing to shut down or drain for.
+            if writer.is_dead() {
+                self.read_closed = true;
+            } else if writer.poll_shutdown(cx).is_pending() && now < until {
+                drop(writer);
+                return self.wait_until(until, cx); // a TLS close_notify waiting to go out
+            }
+            writer.close();
+            drop(writer);
+            // Nothing more is processed: give the read buffers back now.
+            self.read_buf = BytesMut::new();
+            self.read_buffers = ReadBuffers::default();
+            shared.advance_transport(TransportPhase::WriteShut);
+        }
+        let mut scratch = [0u8; DRAIN_CHUNK];
+        let mut reads = 0;
+        while !self.read_closed && now < until {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return self.wait_until(until, cx),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => self.read_closed = true,
+                Poll::Ready(Ok(())) => {
+                    reads += 1;
+                    if reads == DRAIN_READS_PER_POLL {
+                        // A peer still sending: let other tasks run, come back at once.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Poll::Ready(Err(_)) => self.read_closed = true,
+            }
+        }
+        self.done = true;
+        shared.advance_transport(TransportPhase::Closed);
+        Poll::Ready(())
+    }
+
+    /// Arms the timer for `at` with this task's waker and returns `Pending`, or wakes the task
+    /// at once if `at` has passed.
+    fn wait_until(&mut self, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let at_tokio = tokio::time::Instant::from_std(at);
+        if self.timer.deadline() != at_tokio {
+            self.timer.as_mut().reset(at_tokio);
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
 impl<T> Drop for Driver<T> {
     /// A driver dropped before the session ended (its task aborted, its runtime shut down)
-    /// fails the session, so no open, accept, read or write waits forever.
+    /// fails the session, so no open, accept, read or write waits forever. It still tells the
+    /// peer where it can: the GOAWAY (with any frames queued before it) is written once
+    /// without waiting, and the write side shut down, so a program that returns from `main`
+    /// right after dropping its last handle usually still ends the session cleanly.
     fn drop(&mut self) {
-        self.shared.writer_blocking().close();
-        if self.done {
-            return;
+        let mut writer = self.shared.writer_blocking();
+        if !self.done && self.closing.is_none() {
+            let now = now();
+            let wakers = {
+                let mut inner = self.shared.inner.lock();
+                inner
+                    .core
+                    .abandon(std::io::Error::other("session driver was dropped"));
+                writer.fill(&mut inner.core, now);
+                inner.core.take_wakers()
+            };
+            let mut cx = Context::from_waker(Waker::noop());
+            if !writer.is_dead() {
+                let _ = writer.write(&mut cx, now);
+                let _ = writer.poll_shutdown(&mut cx);
+            }
+            for w in wakers {
+                w.wake();
+            }
         }
-        let wakers = {
-            let mut inner = self.shared.inner.lock();
-            inner
-                .core
-                .transport_failed(std::io::Error::other("session driver was dropped"));
-            inner.core.take_wakers()
-        };
-        for w in wakers {
-            w.wake();
-        }
+        writer.close();
+        drop(writer);
+        self.shared.advance_transport(TransportPhase::Closed);
     }
 }
 
@@ -426,16 +521,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         if this.done {
             return Poll::Ready(());
         }
+        if this.closing.is_some() {
+            return this.poll_close(cx);
+        }
         let read_woke = this.read_wake.woke.swap(false, Ordering::AcqRel);
         if this.idle_wake(cx, read_woke) {
             return Poll::Pending;
         }
         for _ in 0..TURNS_PER_POLL {
             match this.poll_turn(cx) {
-                Poll::Ready(true) => {
-                    this.done = true;
-                    return Poll::Ready(());
-                }
+                Poll::Ready(true) => return this.poll_close(cx),
                 Poll::Ready(false) => continue,
                 Poll::Pending => return Poll::Pending,
             }

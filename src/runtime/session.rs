@@ -4,7 +4,13 @@ use std::{future::poll_fn, sync::Arc, time::Duration};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{driver::Driver, now, shared::Shared, stream::Stream, writer::Writer};
+use super::{
+    driver::Driver,
+    now,
+    shared::{Shared, TransportPhase},
+    stream::Stream,
+    writer::Writer,
+};
 use crate::{
     config::Config,
     error::Error,
@@ -125,10 +131,48 @@ impl Session {
         self.shared.with(|core| core.goaway(ErrorCode::NO_ERROR));
     }
 
-    /// Immediate close (spec §8.3): every open stream fails at once; the driver writes the
-    /// GOAWAY and closes the transport.
+    /// Immediate close (spec §8.3): every open stream fails at once, unsent bytes are
+    /// dropped, and the driver writes the GOAWAY (code `NO_ERROR` if no stream was open,
+    /// else `CANCEL`) and shuts down the transport's write side.
+    ///
+    /// Completes once the GOAWAY (and everything queued before it) is handed to the transport
+    /// and its write side is shut down, or the transport failed, so returning from `main`
+    /// right after `close().await` no longer loses the GOAWAY. The driver then goes on
+    /// reading and discarding input until the peer's EOF, for at most
+    /// [`Config::close_drain_timeout`](crate::Config::close_drain_timeout), so that closing
+    /// never makes the kernel reset the connection under bytes the peer has not read yet;
+    /// await [`Session::closed`] to wait for that too. On a session that has already ended it
+    /// waits for the same point. Needs the session's driver to run (it always does for
+    /// sessions from [`Session::client`] and [`Session::server`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(session: braid::Session) {
+    /// session.close().await; // the peer will read our GOAWAY
+    /// let why = session.closed().await; // the transport is closed too
+    /// # }
+    /// ```
     pub async fn close(&self) {
         self.shared.with(|core| core.close());
+        poll_fn(|cx| {
+            self.shared
+                .poll_transport(TransportPhase::WriteShut, cx.waker())
+        })
+        .await;
+    }
+
+    /// Waits until the session has ended and its transport is closed (after the drain of
+    /// [`Session::close`]), and returns why the session ended: for example
+    /// [`Error::SessionClosed`] after a graceful GOAWAY either way, a timeout, or the
+    /// transport error. Does not end the session itself; see [`Session::goaway`] and
+    /// [`Session::close`].
+    pub async fn closed(&self) -> Error {
+        poll_fn(|cx| {
+            self.shared
+                .poll_transport(TransportPhase::Closed, cx.waker())
+        })
+        .await;
+        self.closed_reason()
+            .expect("a closed transport means the session has ended")
     }
 
     /// Why the session ended, or `None` while it runs.

@@ -4,7 +4,7 @@
 use std::{
     ops::{Deref, DerefMut},
     sync::atomic::{fence, AtomicBool, Ordering},
-    task::{Context, Waker},
+    task::{Context, Poll, Waker},
     time::Instant,
 };
 
@@ -47,6 +47,24 @@ pub(crate) struct Inner {
     pub(crate) writer_handed_over: bool,
     /// The deadline the driver's timer is armed for.
     pub(crate) armed: Option<Instant>,
+    /// How far the driver has taken the transport towards closing (spec §8.2, §8.3).
+    pub(crate) transport: TransportPhase,
+    /// Tasks in [`crate::Session::close`] or [`crate::Session::closed`], woken as the phase
+    /// advances.
+    pub(crate) close_waiters: Vec<Waker>,
+}
+
+/// Where the transport is on its way to closed, once the session has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TransportPhase {
+    /// The driver still reads and writes (the session may have ended; its last frames may
+    /// still be on their way out).
+    Open,
+    /// Our last frame is handed to the transport and its write side is shut down (or the
+    /// attempt failed or timed out); input is read and discarded until the peer's EOF.
+    WriteShut,
+    /// The driver has finished; the transport is closed once it is dropped.
+    Closed,
 }
 
 impl Inner {
@@ -122,6 +140,8 @@ impl Shared {
                 driver_notified: false,
                 writer_handed_over: false,
                 armed: None,
+                transport: TransportPhase::Open,
+                close_waiters: Vec::new(),
             }),
         }
     }
@@ -274,6 +294,33 @@ impl Shared {
         if len < LARGE_WRITE {
             self.flush_inline();
         }
+    }
+
+    /// The driver moved the transport to `phase`: wakes the tasks waiting for it.
+    pub(crate) fn advance_transport(&self, phase: TransportPhase) {
+        let waiters = {
+            let mut inner = self.inner.lock();
+            if inner.transport >= phase {
+                return;
+            }
+            inner.transport = phase;
+            std::mem::take(&mut inner.close_waiters)
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Ready once the transport has reached `phase`; registers `waker` otherwise.
+    pub(crate) fn poll_transport(&self, phase: TransportPhase, waker: &Waker) -> Poll<()> {
+        let mut inner = self.inner.lock();
+        if inner.transport >= phase {
+            return Poll::Ready(());
+        }
+        if !inner.close_waiters.iter().any(|w| w.will_wake(waker)) {
+            inner.close_waiters.push(waker.clone());
+        }
+        Poll::Pending
     }
 
     /// Runs an application command on the core, then (after unlocking) wakes the tasks it

@@ -167,6 +167,11 @@ impl Writer {
         self.failure.take()
     }
 
+    /// Whether a write has failed: the transport takes nothing more.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead
+    }
+
     /// Whether a failure is waiting for the driver.
     pub(crate) fn has_failure(&self) -> bool {
         self.failure.is_some()
