@@ -49,7 +49,8 @@ pub struct Stats {
     pub outbound_streams: usize,
     /// Streams in the table, including closed ones whose handles are still alive.
     pub tracked_streams: usize,
-    /// Inbound streams waiting for `accept`.
+    /// Inbound streams waiting for `accept` (live ones; not the tombstones of streams the
+    /// peer reset meanwhile, spec §11 L17).
     pub backlog: usize,
     /// Bytes received and not yet read by the application, all streams.
     pub recv_buffered: usize,
@@ -73,7 +74,8 @@ pub struct Stats {
     pub remembered_closed: usize,
     /// RESETs braid generated for the peer's faults, net of the accepted-stream allowance.
     pub local_resets: u32,
-    /// Streams the peer reset before they were accepted, net of the allowance.
+    /// Streams the peer reset while they waited in the accept backlog, not yet passed over
+    /// by `accept` (spec §11 L17: tombstones, not counted in `backlog`).
     pub unaccepted_resets: u32,
     /// Empty frames received.
     pub empty_frames: u32,
@@ -131,6 +133,9 @@ pub struct Core {
     pub(crate) outbound_live: u32,
     pub(crate) inbound_live: u32,
     pub(crate) unacked_opens: u32,
+    /// Ids of inbound streams waiting for `accept`, in arrival order. A stream the peer reset
+    /// meanwhile stays as a tombstone (its id, no longer in `streams`) until `poll_accept`
+    /// walks past it; `unaccepted_resets` counts them (spec §11 L17).
     pub(crate) backlog: VecDeque<u32>,
     pub(crate) send_queue: VecDeque<u32>,
     pub(crate) update_queue: VecDeque<u32>,
@@ -297,6 +302,15 @@ impl Core {
         }
     }
 
+    /// Streams waiting in the accept backlog: its entries less the tombstones of streams the
+    /// peer reset meanwhile (spec §6.1 step 5, §11 L6, L17).
+    pub(crate) fn backlog_len(&self) -> usize {
+        // Saturating: a failed session cleared the backlog but keeps the count, for the stats.
+        self.backlog
+            .len()
+            .saturating_sub(self.unaccepted_resets as usize)
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -304,7 +318,7 @@ impl Core {
             inbound_streams: self.inbound_live as usize,
             outbound_streams: self.outbound_live as usize,
             tracked_streams: self.streams.len(),
-            backlog: self.backlog.len(),
+            backlog: self.backlog_len(),
             recv_buffered: self.recv_buffered,
             send_buffered: self.send_buffered,
             session_send_credit: self.session_send_credit.get(),
@@ -392,6 +406,9 @@ impl Core {
     pub fn poll_accept(&mut self, now: Instant, waker: &Waker) -> Poll<Result<u32, Error>> {
         while let Some(id) = self.backlog.pop_front() {
             let Some(stream) = self.streams.get_mut(&id) else {
+                // The tombstone of a stream the peer reset while it waited: passed over, it
+                // leaves the rapid-reset count (spec §11 L17).
+                self.unaccepted_resets = self.unaccepted_resets.saturating_sub(1);
                 continue;
             };
             stream.accepted = true;
@@ -403,10 +420,9 @@ impl Core {
                 stream.ack_pending = true;
                 stream.ack_held = true;
             }
-            // Each stream the application takes earns back one unit of the abuse allowances
-            // (spec §11), so ordinary churn never trips them.
+            // Each stream the application takes earns back one locally generated reset
+            // (spec §11 L16), so ordinary churn never trips that limit.
             self.local_resets = self.local_resets.saturating_sub(1);
-            self.unaccepted_resets = self.unaccepted_resets.saturating_sub(1);
             if live_send {
                 self.ack_timers.push_back((now + ACK_DELAY, id));
                 self.compact_timers();

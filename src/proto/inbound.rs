@@ -294,7 +294,7 @@ impl Core {
         let refusal =
             if self.goaway_sent.is_some() || self.inbound_live >= self.config.max_inbound_streams {
                 Some(ErrorCode::REFUSED_STREAM)
-            } else if self.backlog.len() >= self.config.accept_backlog as usize {
+            } else if self.backlog_len() >= self.config.accept_backlog as usize {
                 Some(ErrorCode::BACKLOG_FULL)
             } else {
                 None
@@ -467,9 +467,13 @@ impl Core {
         let unaccepted = !local && !stream.accepted;
         self.abort_stream(id, &err, true);
         if unaccepted {
-            // Rapid reset (CVE-2023-44487): the peer made us set up a stream and tore it down
-            // before the application saw it.
-            self.backlog.retain(|b| *b != id);
+            // Rapid reset (CVE-2023-44487, spec §11 L17, §12, V34): the peer made us set up a
+            // stream and tore it down before the application saw it. Its id stays in the
+            // accept backlog as a tombstone (its state is freed below; it no longer counts
+            // toward L6, `Stats::backlog` or concurrency) until `poll_accept` walks past it.
+            // The counter is the tombstones not yet passed over: a flood arriving ahead of
+            // any accept trips it, a client cancelling while the application keeps accepting
+            // never piles them up. Ending the session past L17 keeps them at most L17 + 1.
             if let Some(s) = self.streams.get_mut(&id) {
                 s.accepted = true;
             }
