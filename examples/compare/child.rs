@@ -56,6 +56,9 @@ pub struct Job {
     pub preset: Preset,
     /// Seconds before the measurement is abandoned.
     pub timeout_s: u64,
+    /// `--sessions N`: sessions of the sessions-* workloads instead of the preset's.
+    #[serde(default)]
+    pub sessions: Option<usize>,
 }
 
 /// What a child reports.
@@ -91,6 +94,9 @@ pub fn main(args: &[String]) -> ! {
 }
 
 fn run(job: &Job) -> Outcome {
+    if job.workload.is_sessions() {
+        return crate::sessions::run(job);
+    }
     if crate::rpc::handles(job) {
         return crate::rpc::run(job);
     }

@@ -1,9 +1,11 @@
-//! `compare`: braid against h2, yamux and raw TCP, the same workloads over loopback TCP; and
-//! `braid::rpc` against tonic (gRPC) on the rpc-* workloads.
+//! `compare`: braid against h2, yamux and raw TCP, the same workloads over loopback TCP;
+//! `braid::rpc` against tonic (gRPC) on the rpc-* workloads; and many sessions at once
+//! (braid, h2, yamux, tonic, TCP) on the sessions-* workloads.
 //!
 //! ```text
 //! cargo run --release --example compare [-- --quick|--full] [--only braid,h2]
 //!     [--workload pingpong,...] [--rounds N] [--mode split,shared] [--timeout SECS] [--out DIR]
+//!     [--sessions N]
 //! ```
 //!
 //! Every measurement runs in a fresh child process (this same binary with `--child`), so CPU
@@ -17,6 +19,7 @@ mod impls;
 mod proxy;
 mod report;
 mod rpc;
+mod sessions;
 mod sys;
 mod workloads;
 
@@ -33,20 +36,32 @@ use workloads::{Params, Preset, Workload};
 
 const USAGE: &str = "\
 usage: compare [--quick | --full] [--only IMPL,..] [--workload NAME,..] [--rounds N]
-               [--mode split,shared] [--timeout SECS] [--out DIR]
+               [--mode split,shared] [--timeout SECS] [--out DIR] [--sessions N]
 
-  --quick          scaled-down sizes, about two minutes on two cores (default)
-  --full           the full sizes (1 GiB bulk, 20,000 round trips, ...)
+  --quick          scaled-down sizes, about two minutes on two cores (default); the
+                   sessions-* workloads add about ten more (sessions-idle moves 8 GiB
+                   per measurement)
+  --full           the full sizes (1 GiB bulk, 20,000 round trips, ...); sessions-idle
+                   then moves 80 GiB per measurement, 1.5-3 minutes each, and holds
+                   10,000 session pairs in one process
   --only           implementations: braid, braid-tuned, h2, h2-tuned, yamux, yamux-tuned,
                    tcp, tcp-nconn, braid-rpc, tonic (default: all)
   --workload       bulk-1, bulk-100, pingpong, msgs, open-close (= open-close-seq and
                    open-close-64), idle-streams, latency-under-load, long-link,
                    rpc (= rpc-stream-64, rpc-stream-4k, rpc-unary-1, rpc-unary-64; run by
-                   braid-rpc and tonic only, which run nothing else) (default: all)
+                   braid-rpc and tonic only),
+                   sessions (= sessions-idle, sessions-fleet, sessions-churn: many sessions,
+                   one TCP connection each; run by braid, h2, h2-tuned, yamux, tonic and tcp)
+                   (default: all)
   --rounds N       rounds per implementation, at least 1 (default 3)
   --mode           split (client and server on separate single-threaded runtimes),
-                   shared (one two-worker runtime); default both
-  --timeout SECS   per measurement (default 10 quick, 120 full)
+                   shared (one two-worker runtime); default both. sessions-fleet and
+                   sessions-churn run client and server in two processes: split gives
+                   each a single-threaded runtime, shared a two-worker one
+  --timeout SECS   per measurement (default 10 quick, 120 full; the sessions-* workloads
+                   get at least what their sizes need)
+  --sessions N     sessions in sessions-idle and sessions-fleet (default 1,000 and 200
+                   quick, 10,000 and 1,000 full)
   --out DIR        where results.json, results.csv and chart.svg go
                    (default $CARGO_TARGET_DIR/compare or <crate>/target/compare)
 ";
@@ -59,6 +74,7 @@ struct Options {
     rounds: usize,
     timeout_s: u64,
     out: PathBuf,
+    sessions: Option<usize>,
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -73,6 +89,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut rounds = 3;
     let mut timeout_s = None;
     let mut out = None;
+    let mut sessions = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -126,6 +143,15 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 );
             }
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--sessions" => {
+                sessions = Some(
+                    value()?
+                        .parse()
+                        .ok()
+                        .filter(|&n: &usize| n >= 1)
+                        .ok_or("--sessions needs a number >= 1")?,
+                );
+            }
             "-h" | "--help" => return Err(String::new()),
             // `cargo bench`-style harness flags are ignored.
             "--bench" => {}
@@ -165,6 +191,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             Preset::Full => 120,
         }),
         out,
+        sessions,
     })
 }
 
@@ -172,6 +199,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(CHILD_FLAG) {
         child::main(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some(sessions::SERVER_FLAG) {
+        sessions::server_main(&args[1..]);
     }
     match parse_args(&args) {
         Ok(opts) => run(opts),
@@ -186,6 +216,10 @@ fn main() {
 }
 
 fn takes_part(mux: &dyn Mux, workload: Workload) -> bool {
+    // The sessions workloads have their own set of implementations (tonic among them).
+    if workload.is_sessions() {
+        return sessions::takes_part(mux.name());
+    }
     // The RPC implementations run the RPC workloads, and nothing else runs them.
     if rpc::is_rpc_impl(mux.name()) || workload.is_rpc() {
         return rpc::is_rpc_impl(mux.name()) && workload.is_rpc();
@@ -198,7 +232,7 @@ fn takes_part(mux: &dyn Mux, workload: Workload) -> bool {
 }
 
 fn run(opts: Options) {
-    let params = Params::new(opts.preset);
+    let params = Params::new(opts.preset).with_sessions(opts.sessions);
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "braid compare: {:?} preset, {} round(s), modes {}, timeout {} s per measurement, {cpus} CPUs",
@@ -218,7 +252,8 @@ fn run(opts: Options) {
         "split = client and server each on a single-threaded tokio runtime in its own OS thread; \
          shared = one 2-worker multi-thread runtime for both.\n\
          CPU = user+sys of the whole process (both ends) during the measured part, from {}; \
-         long-link leaves out the delay proxy thread.",
+         long-link leaves out the delay proxy thread; sessions-fleet and sessions-churn run \
+         the server in a process of its own and add its CPU.",
         sys::cpu_source()
     );
 
@@ -291,7 +326,10 @@ fn run(opts: Options) {
                     workload,
                     mode: row.mode,
                     preset: opts.preset,
-                    timeout_s: opts.timeout_s,
+                    timeout_s: opts
+                        .timeout_s
+                        .max(sessions::min_timeout(workload, &params.sessions)),
+                    sessions: opts.sessions,
                 };
                 row.outcomes.push(run_child(&job));
                 progress.done += 1;
@@ -301,6 +339,9 @@ fn run(opts: Options) {
         print!("{}", report::table(&group));
         if workload.is_rpc() {
             print!("{}", rpc::verdict(&group));
+        }
+        if workload.is_sessions() {
+            print!("{}", sessions::verdict(&group, &params.sessions));
         }
         let _ = std::io::stdout().flush();
         results.groups.push(group);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::child::{Mode, Outcome};
-use crate::workloads::{Params, Preset, Workload};
+use crate::workloads::{Preset, Workload};
 
 /// Everything measured in one run of the command.
 #[derive(Debug)]
@@ -327,7 +327,6 @@ fn opt(x: f64) -> Value {
 
 /// All results as one JSON document.
 pub fn to_json(results: &Results) -> Value {
-    let params = Params::new(results.preset);
     let groups: Vec<Value> = results
         .groups
         .iter()
@@ -355,7 +354,7 @@ pub fn to_json(results: &Results) -> Value {
                 .collect();
             json!({
                 "workload": w.name(),
-                "description": w.describe(&params),
+                "description": g.description,
                 "multi_stream": w.multi_stream(),
                 "baseline": baseline(w),
                 "metrics": w.metrics().iter().map(|m| json!({

@@ -116,3 +116,81 @@ pub fn open_files_limit() -> Option<usize> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
+
+/// CPU seconds (user + sys) used so far by another process of ours (the sessions workloads'
+/// server process): the sum of its threads' `schedstat`, or its `stat` ticks.
+pub fn pid_cpu_seconds(pid: u32) -> f64 {
+    let mut total = 0.0;
+    let mut any = false;
+    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for entry in tasks.flatten() {
+            let path = entry.path().join("schedstat");
+            if let Some(s) = path.to_str().and_then(schedstat_seconds) {
+                total += s;
+                any = true;
+            }
+        }
+    }
+    if any && total > 0.0 {
+        total
+    } else {
+        stat_cpu_seconds(&format!("/proc/{pid}/stat")).unwrap_or(f64::NAN)
+    }
+}
+
+/// Anonymous resident memory (heap, stacks; `RssAnon` of `/proc/PID/status`) of this process
+/// (`None`) or of process `pid`, in bytes. Unlike `VmRSS` it leaves out file-backed pages, so
+/// code first run during a measurement is not counted as memory per session.
+pub fn rss_anon_bytes(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The open-files limit after trying to raise it: (soft limit now, hard limit, note). The soft
+/// limit is raised to `want` if the hard limit allows, else to the hard limit; a process that
+/// may raise its hard limit (root) gets `want` even above it.
+pub fn raise_open_files(want: u64) -> (u64, u64, Option<String>) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let before = getrlimit(Resource::Nofile);
+        let hard = before.maximum.unwrap_or(u64::MAX);
+        let soft = before.current.unwrap_or(u64::MAX);
+        if soft >= want {
+            return (soft, hard, None);
+        }
+        if want > hard {
+            let raised = Rlimit {
+                current: Some(want),
+                maximum: Some(want),
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                return (
+                    want,
+                    want,
+                    Some(format!("raised the hard limit {hard} to {want}")),
+                );
+            }
+        }
+        let target = want.min(hard);
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: before.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => (target, hard, None),
+            Err(e) => (soft, hard, Some(format!("setrlimit failed: {e}"))),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let limit = open_files_limit().map_or(want, |l| l as u64);
+        (limit, limit, Some("no setrlimit on this platform".into()))
+    }
+}

@@ -71,6 +71,16 @@ pub enum Workload {
     /// RPC: unary calls, 64 in flight.
     #[serde(rename = "rpc-unary-64")]
     RpcUnary64,
+    /// Memory per session pair of many sessions: set up, after a burst, after idle
+    /// (`sessions` module).
+    #[serde(rename = "sessions-idle")]
+    SessionsIdle,
+    /// Many sessions each making a small request every 100 ms: server CPU, latency, memory.
+    #[serde(rename = "sessions-fleet")]
+    SessionsFleet,
+    /// Sessions opened, used once and closed: sessions per second, server CPU.
+    #[serde(rename = "sessions-churn")]
+    SessionsChurn,
 }
 
 /// One reported number of a workload.
@@ -132,6 +142,10 @@ pub enum CpuUnit {
     MillionStreams,
     /// Per million RPC calls.
     MillionCalls,
+    /// Per million requests.
+    MillionRequests,
+    /// Per million sessions.
+    MillionSessions,
 }
 
 impl CpuUnit {
@@ -143,6 +157,8 @@ impl CpuUnit {
             CpuUnit::MillionMsgs => "CPU s/M msgs",
             CpuUnit::MillionStreams => "CPU s/M streams",
             CpuUnit::MillionCalls => "CPU s/M calls",
+            CpuUnit::MillionRequests => "CPU s/M req",
+            CpuUnit::MillionSessions => "CPU s/M sessions",
         }
     }
 }
@@ -192,6 +208,8 @@ pub struct Params {
     pub long_link_one_way: Duration,
     /// The rpc-* workloads.
     pub rpc: crate::rpc::RpcParams,
+    /// The sessions-* workloads.
+    pub sessions: crate::sessions::SessionParams,
 }
 
 impl Params {
@@ -215,6 +233,7 @@ impl Params {
                 long_link_max_time: Duration::from_secs(1),
                 long_link_one_way: Duration::from_millis(10),
                 rpc: crate::rpc::RpcParams::new(preset),
+                sessions: crate::sessions::SessionParams::new(preset),
             },
             Preset::Full => Params {
                 // Long enough (~0.4 s at 2.5 GiB/s) that one run spans many scheduling
@@ -234,14 +253,23 @@ impl Params {
                 long_link_max_time: Duration::from_secs(30),
                 long_link_one_way: Duration::from_millis(10),
                 rpc: crate::rpc::RpcParams::new(preset),
+                sessions: crate::sessions::SessionParams::new(preset),
             },
         }
     }
 }
 
+impl Params {
+    /// With `--sessions N` applied (`None`: the preset's numbers).
+    pub fn with_sessions(mut self, sessions: Option<usize>) -> Self {
+        self.sessions = self.sessions.with_sessions(sessions);
+        self
+    }
+}
+
 impl Workload {
     /// All workloads in report order.
-    pub const ALL: [Workload; 13] = [
+    pub const ALL: [Workload; 16] = [
         Workload::Bulk1,
         Workload::Bulk100,
         Workload::Pingpong,
@@ -255,6 +283,9 @@ impl Workload {
         Workload::RpcStream4k,
         Workload::RpcUnary1,
         Workload::RpcUnary64,
+        Workload::SessionsIdle,
+        Workload::SessionsFleet,
+        Workload::SessionsChurn,
     ];
 
     /// Name on the command line and in reports.
@@ -273,6 +304,9 @@ impl Workload {
             Workload::RpcStream4k => "rpc-stream-4k",
             Workload::RpcUnary1 => "rpc-unary-1",
             Workload::RpcUnary64 => "rpc-unary-64",
+            Workload::SessionsIdle => "sessions-idle",
+            Workload::SessionsFleet => "sessions-fleet",
+            Workload::SessionsChurn => "sessions-churn",
         }
     }
 
@@ -282,6 +316,12 @@ impl Workload {
             "open-close" => Some(vec![Workload::OpenCloseSeq, Workload::OpenClose64]),
             "idle" => Some(vec![Workload::IdleStreams]),
             "rpc" => Some(Workload::ALL.into_iter().filter(|w| w.is_rpc()).collect()),
+            "sessions" => Some(
+                Workload::ALL
+                    .into_iter()
+                    .filter(|w| w.is_sessions())
+                    .collect(),
+            ),
             _ => Workload::ALL
                 .into_iter()
                 .find(|w| w.name() == name)
@@ -298,6 +338,15 @@ impl Workload {
                 | Workload::RpcStream4k
                 | Workload::RpcUnary1
                 | Workload::RpcUnary64
+        )
+    }
+
+    /// Whether the workload is one of the sessions workloads (many sessions, each its own
+    /// connection; run by the `sessions` module for its own set of implementations).
+    pub fn is_sessions(self) -> bool {
+        matches!(
+            self,
+            Workload::SessionsIdle | Workload::SessionsFleet | Workload::SessionsChurn
         )
     }
 
@@ -324,6 +373,9 @@ impl Workload {
             Workload::LatencyUnderLoad => LATENCY_LOADED,
             Workload::RpcStream64 | Workload::RpcStream4k => crate::rpc::STREAM_METRICS,
             Workload::RpcUnary1 | Workload::RpcUnary64 => crate::rpc::UNARY_METRICS,
+            Workload::SessionsIdle => crate::sessions::IDLE_METRICS,
+            Workload::SessionsFleet => crate::sessions::FLEET_METRICS,
+            Workload::SessionsChurn => crate::sessions::CHURN_METRICS,
         }
     }
 
@@ -333,7 +385,8 @@ impl Workload {
             Workload::Bulk1
             | Workload::Bulk100
             | Workload::LongLink
-            | Workload::LatencyUnderLoad => CpuUnit::Gib,
+            | Workload::LatencyUnderLoad
+            | Workload::SessionsIdle => CpuUnit::Gib,
             Workload::Pingpong => CpuUnit::MillionRoundTrips,
             Workload::Msgs => CpuUnit::MillionMsgs,
             Workload::OpenCloseSeq | Workload::OpenClose64 | Workload::IdleStreams => {
@@ -341,6 +394,8 @@ impl Workload {
             }
             Workload::RpcStream64 | Workload::RpcStream4k => CpuUnit::MillionMsgs,
             Workload::RpcUnary1 | Workload::RpcUnary64 => CpuUnit::MillionCalls,
+            Workload::SessionsFleet => CpuUnit::MillionRequests,
+            Workload::SessionsChurn => CpuUnit::MillionSessions,
         }
     }
 
@@ -399,6 +454,9 @@ impl Workload {
             | Workload::RpcStream4k
             | Workload::RpcUnary1
             | Workload::RpcUnary64 => crate::rpc::describe(self, &p.rpc),
+            Workload::SessionsIdle | Workload::SessionsFleet | Workload::SessionsChurn => {
+                crate::sessions::describe(self, &p.sessions)
+            }
         }
     }
 }
@@ -461,6 +519,9 @@ async fn handle(workload: Workload, mut stream: BoxStream) -> io::Result<()> {
         | Workload::RpcStream4k
         | Workload::RpcUnary1
         | Workload::RpcUnary64 => Err(io::Error::other("rpc workloads have no byte streams")),
+        Workload::SessionsIdle | Workload::SessionsFleet | Workload::SessionsChurn => Err(
+            io::Error::other("sessions workloads run in the sessions module"),
+        ),
         Workload::LatencyUnderLoad => {
             // The first byte says what the stream is for.
             let mut tag = [0u8; 1];
@@ -635,6 +696,9 @@ pub async fn run_client(
         | Workload::RpcStream4k
         | Workload::RpcUnary1
         | Workload::RpcUnary64 => Err(io::Error::other("rpc workloads run in the rpc module")),
+        Workload::SessionsIdle | Workload::SessionsFleet | Workload::SessionsChurn => Err(
+            io::Error::other("sessions workloads run in the sessions module"),
+        ),
     }
 }
 

@@ -25,7 +25,7 @@ const MIB: u32 = 1024 * 1024;
 
 /// Maps an h2 error, explaining ENHANCE_YOUR_CALM (h2 closes a connection whose peer makes it
 /// buffer too many small DATA frames, or reset too many streams).
-fn h2_err(what: &str) -> impl FnOnce(h2::Error) -> io::Error + '_ {
+pub fn h2_err(what: &str) -> impl FnOnce(h2::Error) -> io::Error + '_ {
     move |e| {
         let hint = if e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) {
             " (ENHANCE_YOUR_CALM: h2's small-DATA-frame budget or reset-stream limit)"
@@ -56,7 +56,8 @@ impl H2 {
         H2 { tuned: true }
     }
 
-    fn client_builder(self) -> h2::client::Builder {
+    /// Client builder with this variant's settings.
+    pub fn client_builder(self) -> h2::client::Builder {
         let mut b = h2::client::Builder::new();
         if self.tuned {
             let (stream, conn, frame) = TUNED;
@@ -67,7 +68,8 @@ impl H2 {
         b
     }
 
-    fn server_builder(self) -> h2::server::Builder {
+    /// Server builder with this variant's settings.
+    pub fn server_builder(self) -> h2::server::Builder {
         let mut b = h2::server::Builder::new();
         if self.tuned {
             let (stream, conn, frame) = TUNED;
@@ -134,15 +136,9 @@ impl Mux for H2 {
             // The connection only makes progress while `accept` is polled: a driver task owns it.
             tokio::spawn(async move {
                 while let Some(next) = connection.accept().await {
-                    let stream =
-                        next.map_err(h2_err("h2 accept"))
-                            .and_then(|(req, mut respond)| {
-                                let response = http::Response::new(());
-                                let send = respond
-                                    .send_response(response, false)
-                                    .map_err(h2_err("h2 send_response"))?;
-                                Ok(H2Stream::new(Recv::Body(req.into_body()), send))
-                            });
+                    let stream = next
+                        .map_err(h2_err("h2 accept"))
+                        .and_then(|(req, respond)| accept_stream(req, respond));
                     let failed = stream.is_err();
                     if tx.send(stream).is_err() || failed {
                         break;
@@ -162,18 +158,33 @@ struct H2Opener {
 impl Opener for H2Opener {
     fn open(&self) -> BoxFuture<'_, BoxStream> {
         let send_request = self.send_request.clone();
-        Box::pin(async move {
-            // `ready` waits until the peer's SETTINGS_MAX_CONCURRENT_STREAMS allows one more.
-            let mut send_request = send_request.ready().await.map_err(h2_err("h2 ready"))?;
-            let request = http::Request::post("http://compare/stream")
-                .body(())
-                .map_err(io_err("h2 request"))?;
-            let (response, send) = send_request
-                .send_request(request, false)
-                .map_err(h2_err("h2 send_request"))?;
-            Ok(Box::new(H2Stream::new(Recv::Waiting(response), send)) as BoxStream)
-        })
+        Box::pin(async move { Ok(Box::new(open_stream(send_request).await?) as BoxStream) })
     }
+}
+
+/// Opens one stream (a POST whose body is the client-to-server bytes) on a connection.
+pub async fn open_stream(send_request: SendRequest<Bytes>) -> io::Result<H2Stream> {
+    // `ready` waits until the peer's SETTINGS_MAX_CONCURRENT_STREAMS allows one more.
+    let mut send_request = send_request.ready().await.map_err(h2_err("h2 ready"))?;
+    let request = http::Request::post("http://compare/stream")
+        .body(())
+        .map_err(io_err("h2 request"))?;
+    let (response, send) = send_request
+        .send_request(request, false)
+        .map_err(h2_err("h2 send_request"))?;
+    Ok(H2Stream::new(Recv::Waiting(response), send))
+}
+
+/// The server end of an accepted request: a 200 response at once, whose body is the
+/// server-to-client bytes.
+pub fn accept_stream(
+    req: http::Request<RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+) -> io::Result<H2Stream> {
+    let send = respond
+        .send_response(http::Response::new(()), false)
+        .map_err(h2_err("h2 send_response"))?;
+    Ok(H2Stream::new(Recv::Body(req.into_body()), send))
 }
 
 struct H2Acceptor {
@@ -200,7 +211,7 @@ enum Recv {
 }
 
 /// One h2 stream as a tokio duplex byte stream.
-struct H2Stream {
+pub struct H2Stream {
     recv: Recv,
     /// Received but not yet consumed: its flow-control capacity is released when consumed.
     pending: Bytes,

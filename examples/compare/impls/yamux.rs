@@ -1,9 +1,9 @@
 //! yamux 0.13 over tokio TCP (futures-io adapters from `tokio_util::compat`).
 //!
 //! A yamux `Connection` only makes progress while it is polled, so a driver task owns it: it
-//! polls `poll_next_inbound` all the time (this drives all socket I/O), serves open requests
-//! that arrive over a channel with `poll_new_outbound`, and hands inbound streams over another
-//! channel.
+//! polls `poll_next_inbound` all the time (this drives all socket I/O), serves open (and close)
+//! requests that arrive over a channel with `poll_new_outbound` (`poll_close`), and hands
+//! inbound streams to a callback (a channel to the acceptor, or a spawned handler).
 
 use std::future::poll_fn;
 use std::io;
@@ -43,7 +43,8 @@ impl Yamux {
         Yamux { tuned: true }
     }
 
-    fn config(self) -> yamux::Config {
+    /// This variant's connection settings.
+    pub fn config(self) -> yamux::Config {
         let mut cfg = yamux::Config::default();
         if self.tuned {
             // Order matters: both setters assert window >= 256 KiB * max_num_streams.
@@ -82,8 +83,7 @@ impl Mux for Yamux {
         let cfg = self.config();
         Box::pin(async move {
             let tcp = connect_tcp(addr).await?;
-            let (open_tx, _inbound) = spawn_driver(tcp, cfg, yamux::Mode::Client);
-            let opener: Arc<dyn Opener> = Arc::new(YamuxOpener { open_tx });
+            let opener: Arc<dyn Opener> = Arc::new(YamuxOpener::client(tcp, cfg));
             Ok(opener)
         })
     }
@@ -92,7 +92,10 @@ impl Mux for Yamux {
         let cfg = self.config();
         Box::pin(async move {
             let tcp = accept_tcp(&listener).await?;
-            let (_open_tx, inbound) = spawn_driver(tcp, cfg, yamux::Mode::Server);
+            let (inbound_tx, inbound) = mpsc::unbounded_channel();
+            spawn_driver(tcp, cfg, yamux::Mode::Server, move |stream| {
+                let _ = inbound_tx.send(stream);
+            });
             let acceptor: Box<dyn Acceptor> = Box::new(YamuxAcceptor { inbound });
             Ok(acceptor)
         })
@@ -102,25 +105,46 @@ impl Mux for Yamux {
 type OpenRequest = oneshot::Sender<io::Result<yamux::Stream>>;
 type Inbound = mpsc::UnboundedReceiver<io::Result<yamux::Stream>>;
 
-/// Spawns the task that owns and drives the connection.
+/// What the connection's driver task is asked to do.
+enum Command {
+    /// Open an outbound stream.
+    Open(OpenRequest),
+    /// Close the connection (yamux `poll_close`: GoAway, then the socket) and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// Spawns the task that owns and drives the connection; inbound streams (and a connection
+/// error, last) go to `on_inbound`.
 fn spawn_driver(
     tcp: TcpStream,
     cfg: yamux::Config,
     mode: yamux::Mode,
-) -> (mpsc::UnboundedSender<OpenRequest>, Inbound) {
+    mut on_inbound: impl FnMut(io::Result<yamux::Stream>) + Send + 'static,
+) -> mpsc::UnboundedSender<Command> {
     let mut conn: yamux::Connection<Compat<TcpStream>> =
         yamux::Connection::new(tcp.compat(), cfg, mode);
-    let (open_tx, mut open_rx) = mpsc::unbounded_channel::<OpenRequest>();
-    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
+    let (open_tx, mut open_rx) = mpsc::unbounded_channel::<Command>();
     tokio::spawn(async move {
         let mut waiting: Option<OpenRequest> = None;
+        let mut closing: Option<oneshot::Sender<()>> = None;
         let mut opens_closed = false;
         let result: Result<(), yamux::ConnectionError> = poll_fn(|cx| {
-            // Open requests, one at a time, in order.
+            // Open requests, one at a time, in order; a close request ends the connection.
             loop {
+                if closing.is_some() {
+                    let closed = std::task::ready!(conn.poll_close(cx));
+                    if let Some(reply) = closing.take() {
+                        let _ = reply.send(());
+                    }
+                    return Poll::Ready(closed);
+                }
                 if waiting.is_none() && !opens_closed {
                     match open_rx.poll_recv(cx) {
-                        Poll::Ready(Some(reply)) => waiting = Some(reply),
+                        Poll::Ready(Some(Command::Open(reply))) => waiting = Some(reply),
+                        Poll::Ready(Some(Command::Close(reply))) => {
+                            closing = Some(reply);
+                            continue;
+                        }
                         Poll::Ready(None) => opens_closed = true,
                         Poll::Pending => {}
                     }
@@ -139,9 +163,7 @@ fn spawn_driver(
             // Inbound streams and all socket I/O.
             loop {
                 match conn.poll_next_inbound(cx) {
-                    Poll::Ready(Some(Ok(stream))) => {
-                        let _ = inbound_tx.send(Ok(stream));
-                    }
+                    Poll::Ready(Some(Ok(stream))) => on_inbound(Ok(stream)),
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
                     Poll::Ready(None) => return Poll::Ready(Ok(())),
                     Poll::Pending => return Poll::Pending,
@@ -150,14 +172,45 @@ fn spawn_driver(
         })
         .await;
         if let Err(e) = result {
-            let _ = inbound_tx.send(Err(io_err("yamux connection")(e)));
+            on_inbound(Err(io_err("yamux connection")(e)));
         }
     });
-    (open_tx, inbound_rx)
+    open_tx
 }
 
-struct YamuxOpener {
-    open_tx: mpsc::UnboundedSender<OpenRequest>,
+/// Server end of one connection: every inbound stream goes to `on_stream` (run on the driver
+/// task: spawn there to handle it). The driver ends when the connection does.
+pub fn serve_connection(
+    tcp: TcpStream,
+    cfg: yamux::Config,
+    mut on_stream: impl FnMut(BoxStream) + Send + 'static,
+) {
+    spawn_driver(tcp, cfg, yamux::Mode::Server, move |stream| {
+        if let Ok(stream) = stream {
+            on_stream(Box::new(stream.compat()));
+        }
+    });
+}
+
+/// Client end of one connection.
+pub struct YamuxOpener {
+    open_tx: mpsc::UnboundedSender<Command>,
+}
+
+impl YamuxOpener {
+    /// Starts the client end over `tcp` (the driver task is spawned on the current runtime).
+    pub fn client(tcp: TcpStream, cfg: yamux::Config) -> Self {
+        let open_tx = spawn_driver(tcp, cfg, yamux::Mode::Client, |_| {});
+        YamuxOpener { open_tx }
+    }
+
+    /// Closes the connection (GoAway and the socket) and waits until the driver has done so.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.open_tx.send(Command::Close(reply)).is_ok() {
+            let _ = done.await;
+        }
+    }
 }
 
 impl Opener for YamuxOpener {
@@ -165,7 +218,7 @@ impl Opener for YamuxOpener {
         Box::pin(async move {
             let (reply, response) = oneshot::channel();
             self.open_tx
-                .send(reply)
+                .send(Command::Open(reply))
                 .map_err(|_| io::Error::other("yamux connection driver gone"))?;
             let stream = response
                 .await

@@ -13,7 +13,7 @@
 //! same.
 
 mod braid_rpc;
-mod tonic_grpc;
+pub mod tonic_grpc;
 
 use std::io;
 use std::net::SocketAddr;

@@ -146,6 +146,25 @@ pub async fn serve(listener: tokio::net::TcpListener) -> io::Result<()> {
         .map_err(|e| io::Error::other(format!("tonic server: {e}")))
 }
 
+/// Serves gRPC on every connection accepted from `listener` (`TCP_NODELAY` set), calling
+/// `on_accept` for each, until the process exits.
+pub async fn serve_all(
+    listener: tokio::net::TcpListener,
+    on_accept: impl Fn() + Send + 'static,
+) -> io::Result<()> {
+    let incoming = futures::stream::unfold((listener, on_accept), |(listener, on_accept)| async {
+        let accepted = crate::impls::accept_tcp(&listener).await;
+        if accepted.is_ok() {
+            on_accept();
+        }
+        Some((accepted, (listener, on_accept)))
+    });
+    Server::builder()
+        .serve_with_incoming(EchoServer, incoming)
+        .await
+        .map_err(|e| io::Error::other(format!("tonic server: {e}")))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Client
 
