@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use braid::{
     frame::{ErrorCode, Flags, Frame},
-    Config, Error, Session,
+    Config, Error, Session, TimeoutKind,
 };
 use bytes::Bytes;
-use hostile::{data_frame, quiet, recv_until, server_and_raw, syn, sync};
-use support::raw::RawPeer;
+use hostile::{
+    assert_goaway, client_and_raw, data_frame, ping, quiet, recv_until, server_and_raw, syn, sync,
+    until_goaway,
+};
+use support::raw::{default_preface, RawPeer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Item 1 (spec §4.2, §6.2, §10 V27): once our FIN is written, a WINDOW_UPDATE for the stream
@@ -90,5 +93,60 @@ async fn expect_prefix_refused(prefix: &[u8], code: ErrorCode) {
     match server.closed_reason() {
         Some(Error::Protocol { code: got, .. }) => assert_eq!(got, code),
         other => panic!("expected Error::Protocol({code}), got {other:?}"),
+    }
+}
+
+/// Item 6 (spec §8.1, §11 L10, L11, §12): keepalive runs on a fixed schedule from connect, a
+/// tick every interval whatever the traffic: not restarted by the peer's frames nor by the
+/// ACK. A tick that finds our PING still unanswered is skipped (that PING's timeout covers
+/// the peer). A peer that goes silent is detected within interval + timeout.
+#[tokio::test(start_paused = true)]
+async fn keepalive_ticks_from_connect_and_skips_a_tick_while_its_ping_is_out() {
+    const INTERVAL: Duration = Duration::from_secs(10);
+    const TIMEOUT: Duration = Duration::from_secs(15);
+    let config = Config {
+        keepalive_interval: Some(INTERVAL),
+        keepalive_timeout: TIMEOUT,
+        ..Config::default()
+    };
+    let started = tokio::time::Instant::now();
+    let (client, mut peer) = client_and_raw(config, default_preface(), 1 << 20).await;
+    let at = |secs: u64| started + Duration::from_secs(secs);
+    // The two startup PINGs (spec §7.4), answered at once.
+    for _ in 0..2 {
+        let opaque = next_ping(&mut peer).await;
+        peer.send(Frame::Ping { ack: true, opaque }).await;
+    }
+    // Traffic from the peer at t = 3 s: a PING of its own and a stream.
+    tokio::time::sleep_until(at(3)).await;
+    peer.try_send_all(&[ping(77), syn(2, b"hi")]).await.unwrap();
+    // The first keepalive PING: 10 s after connect, not after the traffic or the last ACK.
+    let opaque = next_ping(&mut peer).await;
+    assert_eq!(started.elapsed(), INTERVAL);
+    // Answered late, at 22 s: past the tick at 20 s, which found it outstanding.
+    tokio::time::sleep_until(at(22)).await;
+    peer.send(Frame::Ping { ack: true, opaque }).await;
+    // So the next PING waits for the tick at 30 s (not sent at once at 22 s).
+    next_ping(&mut peer).await;
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+    // The peer is silent from 22 s on: TIMEOUT at 30 + 15 s, within interval + timeout.
+    let (goaway, _) = support::guard("GOAWAY", until_goaway(&mut peer)).await;
+    assert_goaway(&goaway, ErrorCode::TIMEOUT);
+    assert_eq!(started.elapsed(), Duration::from_secs(45));
+    assert!(started.elapsed() - Duration::from_secs(22) <= INTERVAL + TIMEOUT);
+    assert!(matches!(
+        client.closed_reason(),
+        Some(Error::Timeout(TimeoutKind::Keepalive))
+    ));
+}
+
+/// The session's next PING request (answering none), skipping its other frames.
+async fn next_ping(peer: &mut RawPeer) -> u64 {
+    loop {
+        match support::guard("PING", peer.recv()).await {
+            Some(Frame::Ping { ack: false, opaque }) => return opaque,
+            Some(_) => {}
+            None => panic!("EOF while waiting for a PING"),
+        }
     }
 }

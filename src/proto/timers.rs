@@ -18,7 +18,15 @@ impl Core {
             return None;
         }
         let keepalive = match self.ping.inflight {
-            Some((_, sent)) => Some(sent + self.config.keepalive_timeout),
+            // The keepalive tick still comes due while a PING is out, so that it is skipped
+            // then and there (spec §8.1), not deferred to whenever the ACK arrives.
+            Some((_, sent)) => {
+                let timeout = sent + self.config.keepalive_timeout;
+                // Ticks start with the session proper: before the peer's preface only its
+                // deadline counts (`handle_timeout` does nothing else then).
+                let tick = self.ping.next_keepalive.filter(|_| self.peer.is_some());
+                Some(tick.map_or(timeout, |at| at.min(timeout)))
+            }
             None if self.peer.is_none() => Some(self.started + self.config.keepalive_timeout),
             None => self.ping.next_keepalive,
         };
@@ -46,6 +54,11 @@ impl Core {
             }
             return;
         }
+        // Keepalive (spec §8.1): a fixed schedule from connect, one tick per interval whatever
+        // the traffic. A tick sends a PING unless one of ours is outstanding (the startup
+        // PINGs, an earlier keepalive, an application's `ping`): that one's timeout already
+        // covers the peer, and the tick is skipped. So a dead peer is detected within
+        // interval + timeout.
         if let Some((_, sent)) = self.ping.inflight {
             if now >= sent + self.config.keepalive_timeout {
                 return self.timed_out(TimeoutKind::Keepalive);
