@@ -150,3 +150,461 @@ async fn next_ping(peer: &mut RawPeer) -> u64 {
         }
     }
 }
+
+/// Header bytes of a frame (for frames sent in parts or with a lying length).
+fn header(kind: u8, flags: u8, stream: u32, len: u32) -> Vec<u8> {
+    let mut h = vec![kind, flags, 0, 0];
+    h.extend_from_slice(&stream.to_be_bytes());
+    h.extend_from_slice(&len.to_be_bytes());
+    h
+}
+
+fn frame_bytes(frame: &Frame) -> Vec<u8> {
+    hostile::encode_all([frame]).to_vec()
+}
+
+/// Reads to the session's GOAWAY and checks its code and the session's error.
+async fn expect_goaway(server: &Session, peer: &mut RawPeer, code: ErrorCode) {
+    let (goaway, _) = support::guard("GOAWAY", until_goaway(peer)).await;
+    assert_goaway(&goaway, code);
+    hostile::assert_protocol_error(server, code);
+}
+
+/// Item 3 (spec §4.6, §6.3, §6.5): the opener may send STOP_SENDING while its receive half is
+/// Opening (here: the handle dropped after finishing, before the ACK). The acceptor's first
+/// DATA+ACK is then no error: it confirms the open (its slot frees) and its payload is
+/// discarded and consumed. A second ACK is still an error (V18). The raw peer is the acceptor.
+#[tokio::test]
+async fn stop_sending_before_the_ack_then_the_first_ack_confirms_the_open() {
+    let (client, mut peer) =
+        client_and_raw(quiet(Config::default()), default_preface(), 1 << 20).await;
+    let mut s = client.open().await.unwrap();
+    s.write_all(b"request").await.unwrap();
+    s.shutdown().await.unwrap();
+    drop(s); // finished but unread: STOP_SENDING(CANCEL), while Opening
+    let frames = recv_until(&mut peer, "STOP_SENDING", |f| {
+        matches!(f, Frame::StopSending { .. })
+    })
+    .await;
+    assert!(
+        matches!(frames.first(), Some(Frame::Data { stream: 1, flags, .. }) if flags.contains(Flags::SYN)),
+        "the SYN goes first: {frames:?}"
+    );
+    assert!(
+        matches!(frames.last(), Some(Frame::StopSending { stream: 1, code }) if *code == ErrorCode::CANCEL),
+        "{frames:?}"
+    );
+    assert_eq!(
+        client.stats().unacked_opens,
+        1,
+        "no ACK yet: the slot is held"
+    );
+    // The acceptor's first frame, with data: confirms the open, the data is thrown away.
+    peer.send(data_frame(1, Flags::ACK, Bytes::from_static(b"reply")))
+        .await;
+    // (The request's bytes and FIN follow the STOP_SENDING: control frames go first.)
+    let replies = sync(&mut peer, 1).await;
+    assert!(
+        replies.iter().all(
+            |f| matches!(f, Frame::Data { stream: 1, flags, .. } if !flags.contains(Flags::SYN))
+        ),
+        "{replies:?}"
+    );
+    assert!(client.closed_reason().is_none());
+    let stats = client.stats();
+    assert_eq!(
+        (stats.unacked_opens, stats.recv_buffered),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.bytes_received, 5);
+    // A repeated ACK is an error.
+    peer.send(data_frame(1, Flags::ACK, Bytes::from_static(b"again")))
+        .await;
+    expect_goaway(&client, &mut peer, ErrorCode::PROTOCOL_ERROR).await;
+}
+
+/// Item 3: before the ACK a stopped receive half is still waiting for it: DATA without ACK
+/// is an error (V17), as in Opening.
+#[tokio::test]
+async fn stop_sending_before_the_ack_then_data_without_ack_is_an_error() {
+    let (client, mut peer) =
+        client_and_raw(quiet(Config::default()), default_preface(), 1 << 20).await;
+    let mut s = client.open().await.unwrap();
+    s.write_all(b"request").await.unwrap();
+    s.shutdown().await.unwrap();
+    drop(s);
+    recv_until(&mut peer, "STOP_SENDING", |f| {
+        matches!(f, Frame::StopSending { .. })
+    })
+    .await;
+    peer.send(data_frame(1, Flags::NONE, Bytes::from_static(b"reply")))
+        .await;
+    expect_goaway(&client, &mut peer, ErrorCode::PROTOCOL_ERROR).await;
+}
+
+/// Item 4 (spec §2, §7.5): a peer's preface is held only to session_window ≥
+/// initial_stream_window; one with session_window = initial_stream_window (4 KiB) interoperates:
+/// a 20,000-byte request crosses it, never beyond the peer's stream or session credit.
+#[tokio::test]
+async fn a_peer_with_session_window_equal_to_its_stream_window_interoperates() {
+    const WINDOW: u32 = 4096;
+    const LEN: usize = 20_000;
+    let preface = braid::frame::Preface {
+        initial_stream_window: WINDOW,
+        session_window: WINDOW,
+        ..default_preface()
+    };
+    let (client, mut peer) = client_and_raw(quiet(Config::default()), preface, 1 << 20).await;
+    let body = support::data(4, LEN);
+    let writer = {
+        let (client, body) = (client.clone(), body.clone());
+        tokio::spawn(async move {
+            let mut s = client.open().await.unwrap();
+            s.write_all(&body).await.unwrap();
+            s.shutdown().await.unwrap();
+            s
+        })
+    };
+    let (mut got, mut outstanding) = (Vec::new(), 0u32);
+    loop {
+        match support::guard("DATA", peer.recv()).await.expect("EOF") {
+            Frame::Ping { ack: false, opaque } => {
+                peer.send(Frame::Ping { ack: true, opaque }).await
+            }
+            Frame::Data {
+                stream: 1,
+                flags,
+                payload,
+            } => {
+                outstanding += payload.len() as u32;
+                assert!(
+                    outstanding <= WINDOW,
+                    "{outstanding} bytes beyond the credit"
+                );
+                got.extend_from_slice(&payload);
+                let mut replies = Vec::new();
+                if flags.contains(Flags::SYN) {
+                    replies.push(data_frame(1, Flags::ACK, Bytes::new()));
+                }
+                if flags.contains(Flags::FIN) {
+                    break;
+                }
+                // Everything consumed at once: grant it back, both levels.
+                if outstanding >= WINDOW / 2 {
+                    for stream in [0, 1] {
+                        replies.push(Frame::WindowUpdate {
+                            stream,
+                            increment: outstanding,
+                        });
+                    }
+                    outstanding = 0;
+                }
+                peer.try_send_all(&replies).await.unwrap();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got.len(), LEN);
+    assert!(got == body, "bytes differ");
+    let _s = writer.await.unwrap();
+    sync(&mut peer, 1).await;
+    assert!(client.closed_reason().is_none());
+}
+
+/// Item 7 (spec §6.1): besides the ACK, an unacknowledged-open slot is freed by a RESET
+/// received, by a RESET the opener sends and by a GOAWAY that refuses the stream (the open
+/// timeout: `hostile_resources::row6_...`; the session's end: below). The peer allows one.
+#[tokio::test]
+async fn unacknowledged_open_slots_free_without_an_ack() {
+    let preface = braid::frame::Preface {
+        accept_backlog: 1,
+        ..default_preface()
+    };
+    let (client, mut peer) = client_and_raw(quiet(Config::default()), preface, 1 << 20).await;
+    let open = |client: &Session| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut s = client.open().await?;
+            s.write_all(b"x").await.unwrap();
+            s.flush().await.unwrap();
+            Ok::<_, Error>(s)
+        })
+    };
+    async fn syn_of(peer: &mut RawPeer, id: u32) {
+        recv_until(peer, "SYN", |f| {
+            matches!(f, Frame::Data { stream, flags, .. } if *stream == id && flags.contains(Flags::SYN))
+        })
+        .await;
+    }
+    async fn waits(next: &tokio::task::JoinHandle<Result<braid::Stream, Error>>) {
+        hostile::settle("open waits", || next.is_finished()).await;
+        assert!(!next.is_finished(), "one unacknowledged open at a time");
+    }
+    // Stream 1 is acknowledged and stays open (so the GOAWAY below leaves the session up).
+    let _s1 = open(&client).await.unwrap().unwrap();
+    syn_of(&mut peer, 1).await;
+    let next = open(&client);
+    waits(&next).await;
+    peer.send(data_frame(1, Flags::ACK, Bytes::new())).await;
+    let _s3 = support::guard("open 3", next).await.unwrap().unwrap();
+    syn_of(&mut peer, 3).await;
+
+    // A RESET from the peer frees the slot.
+    let next = open(&client);
+    waits(&next).await;
+    peer.send(Frame::Reset {
+        stream: 3,
+        code: ErrorCode::CANCEL,
+    })
+    .await;
+    let mut s5 = support::guard("open 5", next).await.unwrap().unwrap();
+    syn_of(&mut peer, 5).await;
+
+    // A RESET of ours frees it.
+    let next = open(&client);
+    waits(&next).await;
+    s5.reset(ErrorCode(0x100));
+    let s7 = support::guard("open 7", next).await.unwrap().unwrap();
+    assert_eq!(s7.id(), 7);
+    syn_of(&mut peer, 7).await;
+    assert_eq!(client.stats().unacked_opens, 1);
+
+    // A GOAWAY that refuses stream 7 frees it (later opens fail: going away).
+    peer.send(Frame::GoAway {
+        last_stream: 5,
+        code: ErrorCode::NO_ERROR,
+        debug: Bytes::new(),
+    })
+    .await;
+    sync(&mut peer, 1).await;
+    assert_eq!(client.stats().unacked_opens, 0);
+    assert!(matches!(client.open().await, Err(Error::GoingAway { .. })));
+    assert!(client.closed_reason().is_none());
+}
+
+/// Item 7: the session's end frees every unacknowledged-open slot.
+#[tokio::test]
+async fn the_sessions_end_frees_unacknowledged_open_slots() {
+    let (client, mut peer) =
+        client_and_raw(quiet(Config::default()), default_preface(), 1 << 20).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut s = client.open().await.unwrap();
+        s.write_all(b"x").await.unwrap();
+        streams.push(s);
+    }
+    sync(&mut peer, 1).await;
+    assert_eq!(client.stats().unacked_opens, 3);
+    peer.send(Frame::GoAway {
+        last_stream: 0,
+        code: ErrorCode::INTERNAL_ERROR,
+        debug: Bytes::new(),
+    })
+    .await;
+    support::wait_closed(&client).await;
+    assert_eq!(client.stats().unacked_opens, 0);
+}
+
+/// Item 8 (spec §3 step 6 and the order below it): flow-control limits are judged from the
+/// header before any id rule, so a header that breaks both gets FLOW_CONTROL_ERROR at once,
+/// without its payload. Server windows: 1 KiB per stream, 16 KiB per session.
+#[tokio::test]
+async fn a_header_breaking_flow_control_and_an_id_rule_gets_flow_control_error() {
+    let config = quiet(Config {
+        initial_stream_window: 1024,
+        session_window: 16 * 1024,
+        max_stream_window: 1024,
+        ..Config::default()
+    });
+    // Never-opened peer id (V15) beyond the session credit (V23).
+    let (server, mut peer) = server_and_raw(config.clone(), 1 << 20).await;
+    peer.send_raw(&header(0, 0, 3, 20_000)).await;
+    expect_goaway(&server, &mut peer, ErrorCode::FLOW_CONTROL_ERROR).await;
+    // SYN with our parity (V12) beyond the initial stream window (V24).
+    let (server, mut peer) = server_and_raw(config.clone(), 1 << 20).await;
+    peer.send_raw(&header(0, 0x1, 2, 2000)).await;
+    expect_goaway(&server, &mut peer, ErrorCode::FLOW_CONTROL_ERROR).await;
+    // ACK on a stream the peer opened (V18) beyond its stream credit (V22).
+    let (server, mut peer) = server_and_raw(config.clone(), 1 << 20).await;
+    peer.send(syn(1, b"")).await;
+    sync(&mut peer, 1).await;
+    peer.send_raw(&header(0, 0x2, 1, 2000)).await;
+    expect_goaway(&server, &mut peer, ErrorCode::FLOW_CONTROL_ERROR).await;
+    // Within credit, the id rule decides, once the payload is in.
+    let (server, mut peer) = server_and_raw(config, 1 << 20).await;
+    peer.send(data_frame(3, Flags::NONE, Bytes::from_static(b"abc")))
+        .await;
+    expect_goaway(&server, &mut peer, ErrorCode::PROTOCOL_ERROR).await;
+}
+
+/// Item 9 (spec §6.3, §7.1): a stopped receive half still holds the peer to its stream
+/// credit. No stream WINDOW_UPDATE follows the STOP_SENDING, so one byte beyond what was
+/// granted is a FLOW_CONTROL_ERROR, even though the bytes are discarded.
+#[tokio::test]
+async fn a_stopped_receive_half_still_enforces_stream_credit() {
+    let config = quiet(Config {
+        initial_stream_window: 1024,
+        max_stream_window: 1024,
+        ..Config::default()
+    });
+    let (server, mut peer) = server_and_raw(config, 1 << 20).await;
+    peer.send(syn(1, b"")).await;
+    let (mut rx, _tx) = server.accept().await.unwrap().into_split();
+    rx.stop(ErrorCode(0x123));
+    recv_until(&mut peer, "STOP_SENDING", |f| {
+        matches!(f, Frame::StopSending { .. })
+    })
+    .await;
+    // The whole window is still the peer's to use: discarded, consumed, no error.
+    peer.send(data_frame(1, Flags::NONE, Bytes::from(vec![7u8; 1024])))
+        .await;
+    let replies = sync(&mut peer, 1).await;
+    assert!(
+        !replies
+            .iter()
+            .any(|f| matches!(f, Frame::WindowUpdate { stream: 1, .. })),
+        "no stream update after STOP_SENDING: {replies:?}"
+    );
+    assert_eq!(server.stats().recv_buffered, 0);
+    assert!(server.closed_reason().is_none());
+    peer.send(data_frame(1, Flags::NONE, Bytes::from_static(b"!")))
+        .await;
+    expect_goaway(&server, &mut peer, ErrorCode::FLOW_CONTROL_ERROR).await;
+}
+
+/// Item 10 (spec §3): for frames other than DATA the id rules are judged once the frame's
+/// payload is in: a WINDOW_UPDATE header on a never-opened stream draws nothing until its
+/// 4 payload bytes arrive, then PROTOCOL_ERROR (V15).
+#[tokio::test]
+async fn id_rules_for_control_frames_are_judged_after_their_payload() {
+    let (server, mut peer) = server_and_raw(quiet(Config::default()), 1 << 20).await;
+    let frame = frame_bytes(&Frame::WindowUpdate {
+        stream: 5,
+        increment: 100,
+    });
+    peer.send_raw(&frame[..12]).await;
+    let closed = hostile::settle("header only", || server.closed_reason().is_some()).await;
+    assert!(!closed, "judged before the payload arrived");
+    peer.send_raw(&frame[12..]).await;
+    expect_goaway(&server, &mut peer, ErrorCode::PROTOCOL_ERROR).await;
+}
+
+/// Item 13 (spec §4.1, §10 V19, V31): empty DATA after the peer's FIN — with no flag (counted
+/// as an empty frame first) or with FIN again — is DATA after FIN: STREAM_CLOSED, whether the
+/// stream is still in the table (its handle alive) or only remembered as closed.
+#[tokio::test]
+async fn empty_data_after_the_peers_fin_is_stream_closed() {
+    for again in [Flags::NONE, Flags::FIN] {
+        for keep in [true, false] {
+            let (server, mut peer) = server_and_raw(quiet(Config::default()), 1 << 20).await;
+            peer.send(data_frame(
+                1,
+                Flags::SYN.union(Flags::FIN),
+                Bytes::from_static(b"q"),
+            ))
+            .await;
+            let mut s = server.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            if !keep {
+                s.shutdown().await.unwrap();
+                drop(s);
+                recv_until(&mut peer, "FIN", |f| {
+                    matches!(f, Frame::Data { stream: 1, flags, .. } if flags.contains(Flags::FIN))
+                })
+                .await;
+                sync(&mut peer, 1).await;
+                assert_eq!(server.stats().tracked_streams, 0);
+            }
+            peer.send(data_frame(1, again, Bytes::new())).await;
+            expect_goaway(&server, &mut peer, ErrorCode::STREAM_CLOSED).await;
+            let counted = u32::from(again == Flags::NONE);
+            assert_eq!(
+                server.stats().empty_frames,
+                counted,
+                "{again:?} keep {keep}"
+            );
+        }
+    }
+}
+
+/// Item 14 (spec §6.3, §6.5, §8.3 step 4): a session error fails every half not yet
+/// terminal, but a receive half that already has the peer's FIN keeps its unread data: it
+/// reads to the end, then end-of-stream. Both for an error GOAWAY received and for a session
+/// error of our own.
+#[tokio::test]
+async fn a_session_error_leaves_a_finished_receive_half_readable() {
+    for ours in [false, true] {
+        let (server, mut peer) = server_and_raw(quiet(Config::default()), 1 << 20).await;
+        peer.try_send_all(&[
+            data_frame(
+                1,
+                Flags::SYN.union(Flags::FIN),
+                Bytes::from_static(b"complete"),
+            ),
+            syn(3, b"partial"),
+        ])
+        .await
+        .unwrap();
+        let mut finished = server.accept().await.unwrap();
+        let mut open = server.accept().await.unwrap();
+        sync(&mut peer, 1).await;
+        if ours {
+            peer.send_raw(&header(0x7f, 0, 0, 0)).await; // unknown type: PROTOCOL_ERROR
+        } else {
+            peer.send(Frame::GoAway {
+                last_stream: 0,
+                code: ErrorCode::INTERNAL_ERROR,
+                debug: Bytes::new(),
+            })
+            .await;
+        }
+        let reason = support::wait_closed(&server).await;
+        let mut got = Vec::new();
+        finished.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"complete", "ours {ours}: {reason:?}");
+        let err = open.read(&mut [0u8; 16]).await.unwrap_err();
+        assert!(support::braid_err(&err).is_some(), "{err}");
+        assert!(finished.write_all(b"x").await.is_err());
+    }
+}
+
+/// Item 15 (spec §4.4, §5.2, §8.2): last_stream_id is last_peer_id, refused SYNs included;
+/// a later GOAWAY never raises it.
+#[tokio::test]
+async fn goaway_last_stream_id_counts_refused_syns() {
+    let config = quiet(Config {
+        accept_backlog: 1,
+        ..Config::default()
+    });
+    let (server, mut peer) = server_and_raw(config, 1 << 20).await;
+    peer.try_send_all(&[syn(1, b"a"), syn(3, b"b")])
+        .await
+        .unwrap();
+    let frames = recv_until(&mut peer, "refusal", |f| matches!(f, Frame::Reset { .. })).await;
+    assert!(
+        matches!(frames[..], [Frame::Reset { stream: 3, code }] if code == ErrorCode::BACKLOG_FULL),
+        "{frames:?}"
+    );
+    server.goaway();
+    let frames = recv_until(&mut peer, "GOAWAY", |f| matches!(f, Frame::GoAway { .. })).await;
+    assert!(
+        matches!(frames.last(), Some(Frame::GoAway { last_stream: 3, code, .. }) if *code == ErrorCode::NO_ERROR),
+        "{frames:?}"
+    );
+    // Refused after the GOAWAY (id above its last_stream_id), then a violation: the error
+    // GOAWAY keeps last_stream_id 3, though last_peer_id is 5 now.
+    peer.send(syn(5, b"c")).await;
+    let frames = recv_until(&mut peer, "refusal", |f| matches!(f, Frame::Reset { .. })).await;
+    assert!(
+        matches!(frames[..], [Frame::Reset { stream: 5, code }] if code == ErrorCode::REFUSED_STREAM),
+        "{frames:?}"
+    );
+    peer.send_raw(&header(0x7f, 0, 0, 0)).await;
+    let (goaway, _) = until_goaway(&mut peer).await;
+    assert!(
+        matches!(goaway, Frame::GoAway { last_stream: 3, code, .. } if code == ErrorCode::PROTOCOL_ERROR),
+        "{goaway:?}"
+    );
+}
