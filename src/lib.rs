@@ -21,6 +21,8 @@
 //! Layers: [`frame`] (bytes ⇄ frames), [`proto`] (the IO-free protocol core), and the tokio
 //! runtime ([`Session`], [`Stream`]).
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod error;
 pub mod frame;
