@@ -65,6 +65,15 @@ pub struct Config {
     /// ends within a round trip. `Duration::ZERO` closes at once after the shutdown.
     /// Default 30 s (the keepalive timeout).
     pub close_drain_timeout: Duration,
+    /// After how long without traffic either way a session gives its buffers back (spec
+    /// §11 L23): the driver's read buffers shrink to a few KiB (they grow again on the next
+    /// full read), its spare read buffers, the write queue's allocation and the core's pools
+    /// and spare capacity are freed. A server holding thousands of mostly quiet sessions then
+    /// pays for what they hold now, not for what their busiest moment needed. `None` keeps
+    /// the buffers for the life of the session. Default 250 ms: long against the gaps inside
+    /// a burst, short against a client's think time; releasing costs one allocation when
+    /// traffic resumes.
+    pub idle_release: Option<Duration>,
     /// RESETs braid itself may send for the peer's faults before it ends the session with
     /// `ENHANCE_YOUR_CALM`; each stream the application accepts earns one back. Default 1,000.
     pub max_local_resets: u32,
@@ -96,6 +105,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(60),
             close_drain_timeout: Duration::from_secs(30),
+            idle_release: Some(Duration::from_millis(250)),
             max_local_resets: 1000,
             max_unaccepted_resets: 1000,
             max_empty_frames: 10_000,

@@ -4,74 +4,28 @@
 //! tests take a lock and run one at a time.
 #![allow(unsafe_code)]
 
+#[path = "support/heap.rs"]
+mod heap;
 #[path = "support/hostile.rs"]
 mod hostile;
 mod support;
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    sync::{
-        atomic::{AtomicIsize, Ordering::SeqCst},
-        Mutex,
-    },
-};
+use std::sync::Mutex;
 
 use braid::{
     frame::{Flags, Frame},
     Config,
 };
 use bytes::Bytes;
+use heap::{live, Counting};
 use hostile::{data_frame, quiet, server_and_raw, syn, sync};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Forwards every call to [`System`] and keeps a running total of live bytes.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged and only
-// adds bookkeeping on an atomic counter (which never allocates), so `System`'s guarantees
-// carry over as they are.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, SeqCst);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, SeqCst);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size() as isize, SeqCst);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, SeqCst);
-        }
-        p
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 /// The counter is process-wide: one measuring test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn live() -> isize {
-    LIVE.load(SeqCst)
-}
 
 /// Runs `test` on its own current-thread runtime while holding [`SERIAL`], so no other test's
 /// runtime (or its teardown) is alive during the measurement.
@@ -152,10 +106,12 @@ async fn one_byte_frames() {
     assert_eq!(server.stats().recv_buffered, 0);
     let left = live() - baseline;
     eprintln!("row 8: after reading, {left} bytes above the baseline");
-    // What stays is per session, not per byte: the driver's read buffer (up to two 128 KiB
-    // read chunks) and the 64 KiB pipe.
+    // What stays is per session, not per byte, until the session is quiet for L23: the
+    // driver's read buffers (the current one and two spares, up to 128 KiB each; the
+    // baseline had a small one) and the 64 KiB pipe. tests/idle_memory.rs checks that a
+    // quiet session gives them back.
     assert!(
-        left <= 384 * 1024,
+        left <= 3 * 128 * 1024 + 64 * 1024,
         "{left} bytes still held after reading everything"
     );
     assert!(server.closed_reason().is_none());

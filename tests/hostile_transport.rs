@@ -116,9 +116,6 @@ async fn row12_dripped_frame_is_closed_by_keepalive() {
     let config = Config {
         keepalive_interval: Some(INTERVAL),
         keepalive_timeout: TIMEOUT,
-        // No drain after the close (L22): the drip's next write then fails at once, which
-        // is how the test sees it end.
-        close_drain_timeout: Duration::ZERO,
         ..Config::default()
     };
     let (a, b) = tokio::io::duplex(64 * 1024);
@@ -148,7 +145,8 @@ async fn row12_dripped_frame_is_closed_by_keepalive() {
         server.closed_reason(),
         Some(Error::Timeout(TimeoutKind::Keepalive))
     ));
-    let dripped = support::guard("drip ends", drip).await.unwrap();
+    // Its next write fails once the transport is closed, after the drain (L22).
+    let dripped = guard_long("drip ends", drip).await.unwrap();
     eprintln!(
         "row 12: {dripped} of {} frame bytes dripped before the session closed",
         body.len()

@@ -163,6 +163,11 @@ impl QueuePool {
         self.spare.pop().unwrap_or_default()
     }
 
+    /// Drops every kept queue (a quiet session, spec §11 L23).
+    pub(crate) fn clear(&mut self) {
+        self.spare = Vec::new();
+    }
+
     /// Takes back a queue that a stream emptied.
     pub(crate) fn put(&mut self, queue: Box<ByteQueue>) {
         debug_assert!(queue.is_empty(), "only empty queues are kept");

@@ -42,6 +42,12 @@ impl RecentlyClosed {
         }
     }
 
+    /// Frees room beyond the ids remembered now.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.order.shrink_to_fit();
+        self.how.shrink_to_fit();
+    }
+
     pub(crate) fn get(&self, id: u32) -> Option<LateData> {
         self.how.get(&id).copied()
     }

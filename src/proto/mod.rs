@@ -10,6 +10,7 @@ mod activity;
 mod buffer;
 mod closed;
 mod core;
+mod idle;
 mod inbound;
 mod outbound;
 mod stream;

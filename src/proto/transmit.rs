@@ -62,6 +62,14 @@ impl Transmit {
         }
     }
 
+    /// Gives back the queue's allocations if nothing is queued (a quiet session, spec §11
+    /// L23); the next frames allocate afresh.
+    pub(crate) fn release_memory(&mut self) {
+        if self.is_empty() {
+            *self = Transmit::default();
+        }
+    }
+
     /// Fills `dst` with the queued bytes in order; returns how many slices were used.
     pub fn io_slices<'a>(&'a mut self, dst: &mut [IoSlice<'a>]) -> usize {
         self.seal();

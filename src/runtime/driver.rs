@@ -38,9 +38,13 @@ use crate::{
     proto::Core,
 };
 
-/// Room a transport read is given; a read goes ahead with at least a quarter of it left
-/// before the buffer grows ([`ReadBuffers::make_room`]).
+/// Room a transport read is given once reads come in full; a read goes ahead with at least
+/// a quarter of it left before the buffer grows ([`ReadBuffers::make_room`]).
 const READ_CHUNK: usize = 128 * 1024;
+/// Room a read is given on a new or quiet session (spec §11 L23): a session that only ever
+/// exchanges small messages holds a few KiB, not [`READ_CHUNK`]; the first read that fills
+/// it moves the session up to `READ_CHUNK`.
+const SMALL_READ: usize = 8 * 1024;
 /// After a write fails, input is still read for up to this long (or until it ends) before
 /// the session fails, so what the peer sent before closing is delivered (spec §8.3).
 const WRITE_FAILURE_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
@@ -83,6 +87,16 @@ pub struct Driver<T> {
     must_turn: bool,
     /// The deadline `timer` was polled for (its waker registered), if any.
     timer_at: Option<Instant>,
+    /// Room each read is given: [`SMALL_READ`] until a read fills it, then [`READ_CHUNK`].
+    read_room: usize,
+    /// [`Config::idle_release`].
+    idle_release: Option<std::time::Duration>,
+    /// When bytes last moved either way on the transport (as of the last turn).
+    last_traffic: Instant,
+    /// Bytes moved since `last_traffic` was set.
+    traffic: bool,
+    /// The buffers were given back since the last traffic (nothing more to release).
+    released: bool,
     /// How long an ended session drains input before closing ([`Config::close_drain_timeout`]).
     close_drain: std::time::Duration,
     /// The session has ended and its last frame is out: until when input is drained (spec
@@ -140,6 +154,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             wakers: Vec::new(),
             write_failed: None,
             close_drain: config.close_drain_timeout,
+            read_room: SMALL_READ,
+            idle_release: config.idle_release,
+            last_traffic: now(),
+            traffic: false,
+            released: false,
             closing: None,
             done: false,
         }
@@ -152,8 +171,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         // recycled buffer when streams still hold frames of this one.
         self.read_buffers.make_room(
             &mut self.read_buf,
-            needed.max(READ_CHUNK / 4),
-            needed.max(READ_CHUNK),
+            needed.max(self.read_room / 4),
+            needed.max(self.read_room),
         );
         let mut cx = Context::from_waker(&self.read_waker);
         match poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.read_buf) {
@@ -165,7 +184,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.read_closed = true;
                 true
             }
-            Poll::Ready(Ok(_)) => true,
+            Poll::Ready(Ok(_)) => {
+                self.traffic = true;
+                if self.read_buf.len() == self.read_buf.capacity() {
+                    self.read_room = READ_CHUNK; // reads come in full: a bulk transfer
+                }
+                true
+            }
             Poll::Ready(Err(err)) => {
                 self.read_closed = true;
                 let mut inner = self.shared.inner.lock();
@@ -316,6 +341,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 core.handle_timeout(now);
             }
             writer.fill(core, now);
+            self.note_traffic(now);
+            if self.release_at().is_some_and(|at| at <= now) {
+                // Quiet for `idle_release`: give back what the busiest moment needed (§11 L23).
+                core.release_memory();
+                writer.release_memory();
+                self.release_read_buffers();
+            }
             core.drain_wakers(&mut self.wakers);
             let deadline = core.poll_timeout();
             inner.armed = deadline;
@@ -336,6 +368,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
         let written = writer.write(cx, now);
         self.write_blocked = matches!(written, Written::Blocked { .. });
+        if matches!(
+            written,
+            Written::Drained { wrote: true } | Written::Blocked { wrote: true }
+        ) {
+            self.traffic = true;
+        }
         // Drained with more in the core than one batch: another turn sends the rest. An
         // ending session takes another turn to see that its last frames are out.
         again |= !self.write_blocked && (more_to_send || ending);
@@ -383,8 +421,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             }
         }
 
+        self.note_traffic(now);
         let drain_deadline = self.write_failed.as_ref().map(|(_, until)| *until);
-        let next = [deadline, write_deadline, drain_deadline]
+        let next = [deadline, write_deadline, drain_deadline, self.release_at()]
             .into_iter()
             .flatten()
             .min();
@@ -409,6 +448,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         } else {
             Poll::Pending
         }
+    }
+}
+
+impl<T> Driver<T> {
+    /// When the session's buffers are due to be given back (spec §11 L23), if they are held.
+    fn release_at(&self) -> Option<Instant> {
+        if self.released {
+            return None;
+        }
+        self.idle_release.map(|after| self.last_traffic + after)
+    }
+
+    /// Restarts the quiet period if bytes moved since it last started.
+    fn note_traffic(&mut self, now: Instant) {
+        if std::mem::take(&mut self.traffic) {
+            self.last_traffic = now;
+            self.released = false;
+        }
+    }
+
+    /// Gives back the read buffers: the spares, and the current one unless it holds part of
+    /// a frame; the next read starts small again.
+    fn release_read_buffers(&mut self) {
+        self.read_buffers.release();
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
+        self.read_room = SMALL_READ;
+        self.released = true;
     }
 }
 

@@ -22,6 +22,11 @@ pub(crate) struct ReadBuffers {
 }
 
 impl ReadBuffers {
+    /// Drops the spare buffers (a quiet session, spec §11 L23).
+    pub(crate) fn release(&mut self) {
+        self.spare = Vec::new();
+    }
+
     /// Makes sure `buf` has at least `min_room` free bytes after what it holds. When it must
     /// grow, it gets `room` (at least `min_room`) in place if no frame still uses it, else
     /// a spare buffer whose frames are all gone (with at least `min_room` free), else a new

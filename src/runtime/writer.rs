@@ -167,6 +167,11 @@ impl Writer {
         self.failure.take()
     }
 
+    /// A quiet session gives back what its busiest moment needed (spec §11 L23).
+    pub(crate) fn release_memory(&mut self) {
+        self.tx.release_memory();
+    }
+
     /// Whether a write has failed: the transport takes nothing more.
     pub(crate) fn is_dead(&self) -> bool {
         self.dead
