@@ -274,7 +274,8 @@ pub enum Handler {
 pub struct Counters {
     /// Server sessions set up (handshake done where the library has one).
     pub sessions: AtomicUsize,
-    /// Stream handlers running (for `Burst` with `keep_open`: still echoing).
+    /// Bursts being echoed (from their first byte until the stream is dropped; with
+    /// `keep_open`, until the echo is done).
     pub live: AtomicUsize,
     /// Stream handlers that failed.
     pub errors: AtomicUsize,
@@ -347,24 +348,37 @@ pub async fn serve(
 }
 
 async fn handle(handler: Handler, mut stream: BoxStream, counters: Arc<Counters>) {
-    counters.live.fetch_add(1, Ordering::Relaxed);
     let result = match handler {
         Handler::Burst { bytes, keep_open } => {
-            let echoed = burst_echo(&mut stream, bytes).await;
+            // A burst starts with its first byte (a tcp handler starts with its session,
+            // long before): only then does the handler count as live and take a buffer.
+            let mut first = [0u8; 1];
+            match stream.read(&mut first).await {
+                Ok(1) => {}
+                Ok(_) => return, // the session ended without a burst
+                Err(e) => {
+                    eprintln!("sessions server: stream handler: {e}");
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+            counters.live.fetch_add(1, Ordering::Relaxed);
+            let echoed = burst_echo(&mut stream, first[0], bytes).await;
             if keep_open && echoed.is_ok() {
                 counters.live.fetch_sub(1, Ordering::Relaxed);
                 let _ = wait_eof(&mut stream).await;
                 return;
             }
-            match echoed {
+            let result = match echoed {
                 Ok(()) => wait_eof(&mut stream).await,
                 Err(e) => Err(e),
-            }
+            };
+            drop(stream);
+            counters.live.fetch_sub(1, Ordering::Relaxed);
+            result
         }
         Handler::Echo => echo(&mut stream).await,
     };
-    drop(stream);
-    counters.live.fetch_sub(1, Ordering::Relaxed);
     if let Err(e) = result {
         if counters.errors.fetch_add(1, Ordering::Relaxed) < 3 {
             eprintln!("sessions server: stream handler: {e}");
@@ -372,13 +386,9 @@ async fn handle(handler: Handler, mut stream: BoxStream, counters: Arc<Counters>
     }
 }
 
-async fn burst_echo(stream: &mut BoxStream, bytes: usize) -> io::Result<()> {
-    // The buffer comes only with the first bytes: a tcp handler starts with its session,
-    // long before the burst.
-    let mut first = [0u8; 1];
-    if bytes > 0 && stream.read(&mut first).await? == 1 {
-        stream.write_all(&first).await?;
-    }
+/// Echoes the rest of a burst of `bytes` whose first byte (`first`) was read already.
+async fn burst_echo(stream: &mut BoxStream, first: u8, bytes: usize) -> io::Result<()> {
+    stream.write_all(&[first]).await?;
     let mut buf = vec![0u8; CHUNK];
     let mut left = bytes.saturating_sub(1);
     while left > 0 {

@@ -82,7 +82,7 @@ impl SessionParams {
         SessionParams {
             idle_sessions: if quick { 1_000 } else { 10_000 },
             burst_bytes: 4 * MIB,
-            burst_inflight: 8,
+            burst_inflight: 1,
             idle_wait: Duration::from_secs(1),
             fleet_sessions: if quick { 200 } else { 1_000 },
             fleet_period: Duration::from_millis(100),
@@ -118,6 +118,10 @@ pub const IDLE_METRICS: &[Metric] = &[
     metric("after 1 s idle", "B/pair", false),
     Metric {
         headline: false,
+        ..metric("burst, 2nd half", "B/pair", false)
+    },
+    Metric {
+        headline: false,
         ..metric("sessions", "pairs", true)
     },
 ];
@@ -149,10 +153,12 @@ pub fn describe(w: Workload, p: &SessionParams) -> String {
             "{} sessions, client and server ends in one process, one loopback TCP connection \
              each; RssAnon growth (heap and stacks, not kernel socket buffers) per session pair \
              from before the first session: (1) set up, never used; (2) after a {} MiB burst \
-             each way on one stream per session ({} sessions at a time; tcp: on the \
+             each way on one stream per session ({} session(s) at a time; tcp: on the \
              connection), the stream closed, measured when the last burst ends (the first \
-             sessions have been quiet since theirs); (3) after {} s more idle; CPU column = \
-             whole process during the bursts",
+             sessions have been quiet since theirs); (3) after {} s more idle. Bursts run in \
+             two halves: \"burst, 2nd half\" is the growth over the second half per pair, \
+             the cost of one more session without the malloc high-water mark the first bursts \
+             leave. CPU column = whole process during the bursts",
             p.idle_sessions,
             p.burst_bytes / MIB,
             p.burst_inflight,
@@ -315,19 +321,36 @@ async fn idle_client(
     tokio::time::sleep(Duration::from_millis(100)).await;
     let rss1 = rss_anon(None)?;
 
-    // (2) A burst each way on one stream per session, `burst_inflight` sessions at a time.
+    // (2) A burst each way on one stream per session, `burst_inflight` sessions at a time,
+    // in two halves: the growth over the second half is what one more session costs, without
+    // the allocator's high-water mark of the bursts themselves (freed memory that malloc
+    // keeps), which the first bursts leave behind once and the average spreads over N.
     let cpu = CpuMeter::process();
     let (t0, cpu0) = (Instant::now(), cpu.now());
-    futures::stream::iter(sessions.iter_mut().map(Ok::<_, io::Error>))
-        .try_for_each_concurrent(p.burst_inflight, |s| s.burst(&chunk, p.burst_bytes))
+    let half = n / 2;
+    let mut rss_half = 0.0;
+    let (first, second) = sessions.split_at_mut(half);
+    for (i, part) in [first, second].into_iter().enumerate() {
+        futures::stream::iter(part.iter_mut().map(Ok::<_, io::Error>))
+            .try_for_each_concurrent(p.burst_inflight, |s| s.burst(&chunk, p.burst_bytes))
+            .await?;
+        wait_until("the server's burst handlers to end", || {
+            counters.live.load(Ordering::Relaxed) == 0
+        })
         .await?;
-    wait_until("the server's burst handlers to end", || {
-        counters.live.load(Ordering::Relaxed) == 0
-    })
-    .await?;
+        if i == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            rss_half = rss_anon(None)?;
+        }
+    }
     let (elapsed_s, cpu_s) = (t0.elapsed().as_secs_f64(), cpu.now() - cpu0);
     tokio::time::sleep(Duration::from_millis(10)).await;
     let rss2 = rss_anon(None)?;
+    let marginal = if n - half > 0 && half > 0 {
+        (rss2 - rss_half) / (n - half) as f64
+    } else {
+        f64::NAN
+    };
 
     // (3) Quiet.
     tokio::time::sleep(p.idle_wait).await;
@@ -343,7 +366,7 @@ async fn idle_client(
     let per = |rss: f64| (rss - rss0) / n as f64;
     let gib = (2 * n * p.burst_bytes) as f64 / (1u64 << 30) as f64;
     Ok(Sample {
-        metrics: vec![per(rss1), per(rss2), per(rss3), n as f64],
+        metrics: vec![per(rss1), per(rss2), per(rss3), marginal, n as f64],
         cpu_s,
         cpu_per_unit: cpu_s / gib,
         elapsed_s,
@@ -620,7 +643,7 @@ pub fn verdict(group: &Group, p: &SessionParams) -> String {
         let fewest = summaries
             .iter()
             .filter(|s| s.ok > 0)
-            .map(|s| s.min[3])
+            .map(|s| s.min[4])
             .fold(f64::INFINITY, f64::min);
         if fewest.is_finite() && (fewest as usize) < p.idle_sessions {
             let (_, hard, _) = sys::raise_open_files(0);
@@ -649,9 +672,13 @@ pub fn verdict(group: &Group, p: &SessionParams) -> String {
                         format!("{}x", num(r(1)))
                     };
                     format!(
-                        "memory per pair: set up {}x, after burst {burst}, after idle {}x",
+                        "memory per pair: set up {}x, after burst {burst}, after idle {}x; \
+                         growth per pair over the second half of the bursts {}x ({} vs {} B)",
                         num(r(0)),
-                        num(r(2))
+                        num(r(2)),
+                        num(r(3)),
+                        num(b.median[3]),
+                        num(o.median[3])
                     )
                 }
                 Workload::SessionsFleet => {
