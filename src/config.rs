@@ -77,8 +77,11 @@ pub struct Config {
     /// RESETs braid itself may send for the peer's faults before it ends the session with
     /// `ENHANCE_YOUR_CALM`; each stream the application accepts earns one back. Default 1,000.
     pub max_local_resets: u32,
-    /// Streams the peer may reset before the application accepted them (rapid reset); each
-    /// accepted stream earns one back. Default 1,000.
+    /// Streams the peer may reset while they wait in the accept backlog (rapid reset, spec
+    /// §11 L17): each stays as a tombstone until `accept` walks past it, and more than this
+    /// many at once ends the session with `ENHANCE_YOUR_CALM`. A flood of SYN+RESET pairs
+    /// arrives ahead of any accept and trips it; a client cancelling while the application
+    /// keeps accepting never accumulates. Default 1,000.
     pub max_unaccepted_resets: u32,
     /// Empty DATA frames (no flag) and zero-increment WINDOW_UPDATEs tolerated per session.
     /// Default 10,000.

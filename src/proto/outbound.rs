@@ -272,7 +272,7 @@ impl Core {
     /// go out at once: no control frame waits (they go ahead of all DATA), the stream's open
     /// flags are out, its send queue is empty (order), and both credits cover at least `min`
     /// bytes. Other streams' queued DATA may wait meanwhile: a write-through frame is at most
-    /// one [`QUANTUM`], a round-robin turn's worth, so it takes its turn like theirs.
+    /// one `QUANTUM`, a round-robin turn's worth, so it takes its turn like theirs.
     pub fn take_write_through(&mut self, id: u32, len: usize, min: usize) -> Option<Header> {
         if self.wants_control_transmit() || self.error.is_some() {
             return None;

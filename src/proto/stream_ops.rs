@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Writes at least this large, copied from the caller's buffer ([`Core::poll_write`]), queue
-/// only [`LARGE_COPY_AHEAD`] ahead of the wire while the stream's credit would let the
+/// only `LARGE_COPY_AHEAD` ahead of the wire while the stream's credit would let the
 /// queued bytes go at once.
 const LARGE_COPY_FROM: usize = 16 * 1024;
 
@@ -142,7 +142,7 @@ impl Core {
 
     /// Buffers up to `data.len()` bytes for sending; `Pending` (waker registered) while the
     /// stream's or the session's send buffer is full (spec §11). A large write with credit to
-    /// spare queues only one frame ahead ([`LARGE_COPY_AHEAD`]).
+    /// spare queues only one frame ahead (`LARGE_COPY_AHEAD`).
     pub fn poll_write(
         &mut self,
         id: u32,
