@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{num, Results};
+use crate::workloads::Workload;
 
 const WIDTH: f64 = 1000.0;
 const LABEL_W: f64 = 190.0;
@@ -43,7 +44,9 @@ pub fn svg(results: &Results) -> String {
     for group in &results.groups {
         let w = group.workload;
         let metrics = w.metrics();
-        let primary = metrics[0];
+        // sessions-idle: the memory after the burst (its target) rather than when set up.
+        let p = usize::from(w == Workload::SessionsIdle);
+        let primary = metrics[p];
         // Latency workloads: metric 1 is p99, drawn behind p50.
         let behind = metrics.get(1).filter(|m| m.name == "p99").map(|_| 1);
         let summaries = group.summaries();
@@ -51,7 +54,7 @@ pub fn svg(results: &Results) -> String {
             .iter()
             .filter(|s| s.ok > 0)
             .flat_map(|s| {
-                let mut v = vec![s.min[0], s.max[0]];
+                let mut v = vec![s.min[p], s.max[p]];
                 if let Some(b) = behind {
                     v.push(s.max[b]);
                 }
@@ -125,12 +128,12 @@ pub fn svg(results: &Results) -> String {
                     opacity * 0.35
                 );
             }
-            let bar = x_of(s.median[0]);
+            let bar = x_of(s.median[p]);
             let _ = writeln!(
                 body,
                 r#"<rect x="{BAR_X:.0}" y="{y:.1}" width="{bar:.1}" height="{BAR_H}" fill="{c}" opacity="{opacity:.2}"/>"#
             );
-            let (lo, hi) = (BAR_X + x_of(s.min[0]), BAR_X + x_of(s.max[0]));
+            let (lo, hi) = (BAR_X + x_of(s.min[p]), BAR_X + x_of(s.max[p]));
             let mid = y + BAR_H / 2.0;
             let _ = writeln!(
                 body,
@@ -140,7 +143,7 @@ pub fn svg(results: &Results) -> String {
                 mid - 3.0,
                 mid + 3.0
             );
-            let mut label = num(s.median[0]);
+            let mut label = num(s.median[p]);
             if let Some(b) = behind {
                 label = format!("{label} / {}", num(s.median[b]));
             }
