@@ -7,7 +7,7 @@
 //! `session.ping()` both ways.
 //!
 //! Every byte is checked, and a reset or stopped stream must end in an error, never a clean
-//! end-of-stream. A watchdog (real clock) fails the run when no round completes for
+//! end-of-stream. A watchdog (real clock) fails the run when a task makes no progress for
 //! [`HANG`], with both sessions' `stats()` and what every task was doing.
 //!
 //! Each run prints its seed; `STRESS_SEED=<seed>` (with `STRESS_WORKERS`, `STRESS_TIGHT=0|1`)
@@ -32,10 +32,13 @@ use parking_lot::Mutex;
 use support::{braid_err, Rng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// No round completing for this long (real time) is a hang.
+/// A task making no progress for this long (real time) is a hang.
 const HANG: Duration = Duration::from_secs(5);
 /// Operations per run (all client tasks together), unless `STRESS_ROUNDS` says otherwise.
-const ROUNDS: u64 = 700;
+const ROUNDS: u64 = 2000;
+/// A run starts no new operation after this long (the slowest chaos settings, 16-byte
+/// reads and writes with many `Pending`s, would otherwise take minutes in a debug build).
+const RUN_TIME: Duration = Duration::from_secs(12);
 /// Client tasks racing each other (plus the long ping-pong and the pingers).
 const TASKS: usize = 8;
 
@@ -77,13 +80,19 @@ fn header(op: u8, seed: u64, len: u32, code: u32) -> [u8; HEADER] {
     h
 }
 
-/// What the watchdog can see: progress, and each task's current step.
+/// What the watchdog can see: each task's current step and when it last made progress.
 struct Shared {
-    progress: AtomicU64,
+    t0: Instant,
     ops_done: AtomicU64,
     stop: AtomicBool,
-    status: Vec<Mutex<String>>,
+    status: Vec<Slot>,
     counts: Mutex<Counts>,
+}
+
+struct Slot {
+    what: Mutex<String>,
+    /// Milliseconds since `t0` of the task's last progress; `u64::MAX` once it is done.
+    last: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -98,10 +107,20 @@ struct Counts {
 
 impl Shared {
     fn set(&self, task: usize, what: String) {
-        *self.status[task].lock() = what;
+        *self.status[task].what.lock() = what;
+        self.tick(task);
     }
-    fn tick(&self) {
-        self.progress.fetch_add(1, Ordering::Relaxed);
+    fn tick(&self, task: usize) {
+        let now = self.t0.elapsed().as_millis() as u64;
+        self.status[task].last.store(now, Ordering::Relaxed);
+    }
+    /// Whether the run goes on: fewer than `rounds` operations done, within [`RUN_TIME`].
+    fn more(&self, rounds: u64) -> bool {
+        self.ops_done.load(Ordering::Relaxed) < rounds && self.t0.elapsed() < RUN_TIME
+    }
+    fn done(&self, task: usize, what: String) {
+        *self.status[task].what.lock() = what;
+        self.status[task].last.store(u64::MAX, Ordering::Relaxed);
     }
 }
 
@@ -149,6 +168,7 @@ async fn read_checked<R: AsyncReadExt + Unpin>(
     gen: &mut Gen,
     limit: usize,
     rng: &mut Rng,
+    progress: &(dyn Fn() + Sync),
 ) -> (usize, Result<bool, io::Error>, bool) {
     let mut buf = vec![0u8; 8192];
     let mut expect = vec![0u8; 8192];
@@ -158,6 +178,7 @@ async fn read_checked<R: AsyncReadExt + Unpin>(
         match r.read(&mut buf[..want]).await {
             Ok(0) => return (got, Ok(true), true),
             Ok(n) => {
+                progress();
                 gen.fill(&mut expect[..n]);
                 if buf[..n] != expect[..n] {
                     return (got, Ok(false), false);
@@ -215,7 +236,8 @@ async fn serve(stream: braid::Stream, sh: Arc<Shared>) -> Result<(), String> {
         }
         OP_EXPECT_RESET => {
             let mut gen = Gen::new(seed);
-            let (got, end, ok) = read_checked(&mut rx, &mut gen, usize::MAX, &mut rng).await;
+            let (got, end, ok) =
+                read_checked(&mut rx, &mut gen, usize::MAX, &mut rng, &|| {}).await;
             if !ok {
                 return Err(format!(
                     "server {id}: wrong bytes after {got} before the reset"
@@ -312,34 +334,41 @@ async fn client_op(
     let st = |what: String| sh.set(t, format!("op {op} stream {id}: {what}"));
     match op {
         OP_ECHO if rng.below(2) == 0 => {
-            // Short ping-pong, then half-close.
+            // Short ping-pong, then half-close. Each exchange writes (and maybe flushes)
+            // while it reads the echo: a flush waits for the peer's credit, so flushing a
+            // message larger than the windows before reading would deadlock with the
+            // echo server's own write (the application's doing, not braid's).
             s.write_all(&header(OP_ECHO, seed, 0, 0))
                 .await
                 .map_err(|e| io_fail("header", e))?;
+            let (mut rx, mut tx) = s.into_split();
             let mut gen = Gen::new(seed);
             let mut bytes = 0;
             for i in 0..1 + rng.below(20) {
                 let msg = gen.bytes(1 + rng.below(3000) as usize);
-                st(format!("exchange {i} write {}", msg.len()));
-                s.write_all(&msg).await.map_err(|e| io_fail("write", e))?;
-                if rng.below(3) == 0 {
-                    s.flush().await.map_err(|e| io_fail("flush", e))?;
-                }
+                let flush = rng.below(3) == 0;
+                st(format!("exchange {i}: {} B (flush {flush})", msg.len()));
+                let write = async {
+                    tx.write_all(&msg).await?;
+                    if flush {
+                        tx.flush().await?;
+                    }
+                    Ok::<_, io::Error>(())
+                };
                 let mut back = vec![0; msg.len()];
-                st(format!("exchange {i} read {}", msg.len()));
-                s.read_exact(&mut back)
-                    .await
-                    .map_err(|e| io_fail("read", e))?;
+                let (w, r) = tokio::join!(write, rx.read_exact(&mut back));
+                w.map_err(|e| io_fail("write", e))?;
+                r.map_err(|e| io_fail("read", e))?;
                 if back != msg {
                     return Err(format!("stream {id}: echo differs in exchange {i}").into());
                 }
                 bytes += msg.len() as u64;
-                sh.tick();
+                sh.tick(t);
             }
             st("shutdown, read to end".into());
-            s.shutdown().await.map_err(|e| io_fail("shutdown", e))?;
+            tx.shutdown().await.map_err(|e| io_fail("shutdown", e))?;
             let mut rest = Vec::new();
-            s.read_to_end(&mut rest)
+            rx.read_to_end(&mut rest)
                 .await
                 .map_err(|e| io_fail("read to end", e))?;
             if !rest.is_empty() {
@@ -370,7 +399,8 @@ async fn client_op(
             });
             st(format!("large echo: reading {total}"));
             let mut gen = Gen::new(seed);
-            let (got, end, ok) = read_checked(&mut rx, &mut gen, usize::MAX, rng).await;
+            let (got, end, ok) =
+                read_checked(&mut rx, &mut gen, usize::MAX, rng, &|| sh.tick(t)).await;
             if !ok {
                 return Err(format!("stream {id}: large echo: wrong bytes after {got}").into());
             }
@@ -416,7 +446,8 @@ async fn client_op(
             s.shutdown().await.map_err(|e| io_fail("shutdown", e))?;
             st(format!("half-closed, receiving {len}"));
             let mut gen = Gen::new(seed);
-            let (got, end, ok) = read_checked(&mut s, &mut gen, usize::MAX, rng).await;
+            let (got, end, ok) =
+                read_checked(&mut s, &mut gen, usize::MAX, rng, &|| sh.tick(t)).await;
             if !ok {
                 return Err(format!("stream {id}: op {op}: wrong bytes after {got}").into());
             }
@@ -443,7 +474,7 @@ async fn client_op(
             let mut gen = Gen::new(seed);
             let limit = rng.below(60_000) as usize;
             st(format!("reading {limit} before stop"));
-            let (got, end, ok) = read_checked(&mut rx, &mut gen, limit, rng).await;
+            let (got, end, ok) = read_checked(&mut rx, &mut gen, limit, rng, &|| sh.tick(t)).await;
             if !ok {
                 return Err(format!("stream {id}: stop: wrong bytes after {got}").into());
             }
@@ -454,13 +485,20 @@ async fn client_op(
                 return Err(format!("stream {id}: CLEAN END of an endless stream").into());
             }
             rx.stop(code);
-            st("stopped; reading must fail".into());
-            match rx.read(&mut [0u8; 64]).await {
-                Err(_) => {}
-                Ok(n) => return Err(format!("stream {id}: read Ok({n}) after stop").into()),
+            st("stopped; reads must fail".into());
+            // Every read after a stop fails with the stop code, never a clean end: right
+            // away, and also after our FIN (once the peer's answering FIN may be in).
+            for i in 0..2 {
+                match rx.read(&mut [0u8; 64]).await {
+                    Err(e) if is_reset(&e, code, Side::Local) => {}
+                    Err(e) => return Err(format!("read {i} after stop: {}", errstr(&e)).into()),
+                    Ok(n) => return Err(format!("stream {id}: read {i} Ok({n}) after stop").into()),
+                }
+                if i == 0 {
+                    // Finish our side so the stream closes and the server sees the stop.
+                    tx.shutdown().await.map_err(|e| io_fail("shutdown", e))?;
+                }
             }
-            // Finish our side so the stream closes cleanly and the server sees the stop.
-            tx.shutdown().await.map_err(|e| io_fail("shutdown", e))?;
             Ok(got as u64)
         }
         _ => unreachable!(),
@@ -469,7 +507,7 @@ async fn client_op(
 
 async fn client_task(session: Session, sh: Arc<Shared>, t: usize, seed: u64, rounds: u64) {
     let mut rng = Rng(seed | 1);
-    while sh.ops_done.load(Ordering::Relaxed) < rounds {
+    while sh.more(rounds) {
         let op = match rng.below(10) {
             0..=3 => OP_ECHO,
             4 => OP_EXPECT_RESET,
@@ -487,9 +525,9 @@ async fn client_task(session: Session, sh: Arc<Shared>, t: usize, seed: u64, rou
             Err(OpError::Failed(why)) => panic!("client task {t}, op {op}: {why}"),
         }
         sh.ops_done.fetch_add(1, Ordering::Relaxed);
-        sh.tick();
+        sh.tick(t);
     }
-    sh.set(t, "done".into());
+    sh.done(t, "done".into());
 }
 
 /// Ping-pong on one stream for the whole run.
@@ -499,7 +537,7 @@ async fn pingpong_task(session: Session, sh: Arc<Shared>, t: usize, seed: u64, r
     s.write_all(&header(OP_ECHO, seed, 0, 0)).await.unwrap();
     let mut gen = Gen::new(seed);
     let mut i = 0u64;
-    while sh.ops_done.load(Ordering::Relaxed) < rounds {
+    while sh.more(rounds) {
         let msg = gen.bytes(1 + rng.below(200) as usize);
         sh.set(
             t,
@@ -510,31 +548,38 @@ async fn pingpong_task(session: Session, sh: Arc<Shared>, t: usize, seed: u64, r
         s.read_exact(&mut back).await.expect("pingpong read");
         assert_eq!(back, msg, "pingpong round {i}");
         i += 1;
-        sh.tick();
+        sh.tick(t);
     }
     s.shutdown().await.unwrap();
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).await.expect("pingpong end");
     assert!(rest.is_empty());
-    sh.set(t, format!("pingpong done after {i} rounds"));
+    sh.done(t, format!("pingpong done after {i} rounds"));
 }
 
 async fn ping_task(session: Session, sh: Arc<Shared>, t: usize, who: &'static str, rounds: u64) {
     let mut i = 0u64;
-    while sh.ops_done.load(Ordering::Relaxed) < rounds {
+    while sh.more(rounds) {
         sh.set(t, format!("{who} ping {i}"));
         session.ping().await.expect("ping");
         sh.counts.lock().pings += 1;
         i += 1;
-        sh.tick();
+        sh.tick(t);
     }
-    sh.set(t, format!("{who} pings done"));
+    sh.done(t, format!("{who} pings done"));
 }
 
 fn dump(sh: &Shared, client: &Session, server: &Session) -> String {
     let mut out = String::new();
+    let now = sh.t0.elapsed().as_millis() as u64;
     for (i, s) in sh.status.iter().enumerate() {
-        out += &format!("  task {i}: {}\n", s.lock());
+        let last = s.last.load(Ordering::Relaxed);
+        let idle = if last == u64::MAX {
+            String::new()
+        } else {
+            format!(" (no progress for {} ms)", now.saturating_sub(last))
+        };
+        out += &format!("  task {i}: {}{idle}\n", s.what.lock());
     }
     out += &format!("  counts: {:?}\n", sh.counts.lock());
     out += &format!("  client stats: {:?}\n", client.stats());
@@ -556,7 +601,11 @@ fn run(seed: u64, workers: usize, tight: bool, rounds: u64) {
     let mut rng = Rng(seed | 1);
     let config = run_config(tight, &mut rng);
     let chaos = |rng: &mut Rng| Chaos {
-        max_chunk: 1 + rng.below(if tight { 600 } else { 9000 }) as usize,
+        max_chunk: if tight {
+            16 + rng.below(600)
+        } else {
+            256 + rng.below(9000)
+        } as usize,
         pending_per_mille: rng.below(300),
         vectored: rng.below(2) == 0,
     };
@@ -564,11 +613,14 @@ fn run(seed: u64, workers: usize, tight: bool, rounds: u64) {
     let pipe = 64 + rng.below(16 * 1024) as usize;
     println!("  config {config:?}\n  chaos client {ca:?} server {cb:?} pipe {pipe}");
     let sh = Arc::new(Shared {
-        progress: AtomicU64::new(0),
+        t0: Instant::now(),
         ops_done: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         status: (0..TASKS + 3)
-            .map(|_| Mutex::new("not started".into()))
+            .map(|_| Slot {
+                what: Mutex::new("not started".into()),
+                last: AtomicU64::new(0),
+            })
             .collect(),
         counts: Mutex::new(Counts::default()),
     });
@@ -598,13 +650,14 @@ fn run(seed: u64, workers: usize, tight: bool, rounds: u64) {
         let watchdog = {
             let (sh, client, server) = (sh.clone(), client.clone(), server.clone());
             std::thread::spawn(move || {
-                let (mut last, mut since) = (u64::MAX, Instant::now());
                 while !sh.stop.load(Ordering::Relaxed) {
                     std::thread::park_timeout(Duration::from_millis(50));
-                    let now = sh.progress.load(Ordering::Relaxed);
-                    if now != last {
-                        (last, since) = (now, Instant::now());
-                    } else if since.elapsed() > HANG {
+                    let now = sh.t0.elapsed().as_millis() as u64;
+                    let stuck = sh.status.iter().any(|s| {
+                        let last = s.last.load(Ordering::Relaxed);
+                        last != u64::MAX && now.saturating_sub(last) > HANG.as_millis() as u64
+                    });
+                    if stuck {
                         let d = dump(&sh, &client, &server);
                         let _ = dtx.send(d);
                         return;
@@ -662,7 +715,7 @@ fn run(seed: u64, workers: usize, tight: bool, rounds: u64) {
         };
         let result = tokio::select! {
             r = all => r,
-            Ok(d) = drx => Err(format!("HANG: no round completed for {HANG:?}\n{d}")),
+            Ok(d) = drx => Err(format!("HANG: a task made no progress for {HANG:?}\n{d}")),
             Some(v) = vrx.recv() => Err(format!("server violation: {v}")),
         };
         sh.stop.store(true, Ordering::Relaxed);
