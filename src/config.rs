@@ -74,6 +74,13 @@ pub struct Config {
     /// a burst, short against a client's think time; releasing costs one allocation when
     /// traffic resumes.
     pub idle_release: Option<Duration>,
+    /// A receive-memory budget shared with other sessions (spec §7.6): beyond its floor,
+    /// `min(session_window, 16 × initial_stream_window)`, a session grants session credit
+    /// only from the budget, so all the sessions holding it buffer at most the budget plus
+    /// their floors plus what their prefaces promised and they have not yet consumed. See
+    /// [`MemoryBudget`](crate::MemoryBudget). Default `None` (each session bounded by its own
+    /// `session_window` only).
+    pub memory_budget: Option<std::sync::Arc<crate::MemoryBudget>>,
     /// RESETs braid itself may send for the peer's faults before it ends the session with
     /// `ENHANCE_YOUR_CALM`; each stream the application accepts earns one back. Default 1,000.
     pub max_local_resets: u32,
@@ -109,6 +116,7 @@ impl Default for Config {
             linger_timeout: Duration::from_secs(60),
             close_drain_timeout: Duration::from_secs(30),
             idle_release: Some(Duration::from_millis(250)),
+            memory_budget: None,
             max_local_resets: 1000,
             max_unaccepted_resets: 1000,
             max_empty_frames: 10_000,

@@ -33,6 +33,7 @@ mod runtime;
 pub use config::{Config, ConfigError};
 pub use error::{Error, Result, Side, TimeoutKind};
 pub use frame::ErrorCode;
+pub use proto::MemoryBudget;
 pub use proto::Role;
 pub use proto::Stats;
 pub use runtime::{Driver, RecvStream, SendStream, Session, Stream};

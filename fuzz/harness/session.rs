@@ -75,6 +75,7 @@ pub fn base_config() -> Config {
         linger_timeout: Duration::from_secs(6),
         close_drain_timeout: Duration::from_secs(5),
         idle_release: Some(Duration::from_millis(250)),
+        memory_budget: None,
         max_local_resets: 8,
         max_unaccepted_resets: 4,
         max_empty_frames: 16,

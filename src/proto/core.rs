@@ -153,7 +153,17 @@ pub struct Core {
     /// Why the session ended; set once.
     pub(crate) error: Option<Error>,
     pub(crate) session_send_credit: Credit,
+    /// The send queue's head waits for session credit (a WINDOW_UPDATE(0)): until it comes
+    /// or new work is queued, the send queue gives the driver nothing to do. Without it a
+    /// peer that withholds session credit kept the driver turning at full speed.
+    pub(crate) waiting_for_session_credit: bool,
     pub(crate) session_recv: RecvWindow,
+    /// This session's account with a shared memory budget, if any (spec §7.6).
+    pub(crate) budget: Option<super::BudgetShare>,
+    /// A session update the budget could not cover is tried again then (§7.6).
+    pub(crate) budget_retry_at: Option<Instant>,
+    /// The wait before the next retry (doubles while the budget stays spent).
+    pub(crate) budget_backoff: Duration,
     pub(crate) recv_buffered: usize,
     pub(crate) send_buffered: usize,
     /// Receive-window growth of all streams in the map together, within the growth budget
@@ -187,6 +197,9 @@ impl Core {
     pub fn new(role: Role, config: Config, now: Instant) -> Core {
         let closed = RecentlyClosed::new(config.closed_stream_memory as usize);
         let session_recv = RecvWindow::new(config.session_window);
+        let budget = (config.memory_budget.clone()).map(|b| {
+            super::BudgetShare::new(b, config.session_window, config.initial_stream_window)
+        });
         let ping = PingState {
             next_keepalive: config.keepalive_interval.map(|i| now + i),
             // The first PING goes out with the preface: it measures the RTT that window
@@ -224,7 +237,11 @@ impl Core {
             goaway_recv: None,
             error: None,
             session_send_credit: Credit::default(),
+            waiting_for_session_credit: false,
             session_recv,
+            budget,
+            budget_retry_at: None,
+            budget_backoff: super::budget::BUDGET_RETRY,
             recv_buffered: 0,
             send_buffered: 0,
             window_growth: 0,
@@ -549,6 +566,9 @@ impl Core {
             self.goaway_sent = Some(code);
         }
         self.error = Some(err.clone());
+        if let Some(share) = &mut self.budget {
+            share.release_all(); // nothing more arrives (§7.6)
+        }
         let mut dropped = 0;
         for stream in self.streams.values_mut() {
             dropped += stream.abort(&err, &mut self.wake);
@@ -628,6 +648,7 @@ impl Core {
             if !stream.in_send_queue && stream.wants_send(self.min_chunk) {
                 stream.in_send_queue = true;
                 self.send_queue.push_back(id);
+                self.waiting_for_session_credit = false; // new work may need no credit
             }
         }
     }

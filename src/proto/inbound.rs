@@ -242,6 +242,9 @@ impl Core {
                     }
                 } else {
                     self.session_recv.consume(len);
+                    if let Some(share) = &mut self.budget {
+                        share.consumed(u64::from(len)); // as in `bytes_consumed` (§7.6)
+                    }
                 }
                 if flags.contains(Flags::FIN) {
                     stream.recv = match stream.recv {
@@ -349,6 +352,7 @@ impl Core {
             return;
         }
         if id == 0 {
+            self.waiting_for_session_credit = false;
             if self.session_send_credit.grant(increment).is_err() {
                 self.protocol_error(ErrorCode::FLOW_CONTROL_ERROR, "session window above 2^31-1");
             }

@@ -7,6 +7,7 @@
 //! tests, fuzz targets and benches drive it directly.
 
 mod activity;
+mod budget;
 mod buffer;
 mod closed;
 mod core;
@@ -20,6 +21,8 @@ mod transmit;
 mod window;
 
 pub use self::core::{Core, Role, Stats, ACK_DELAY};
+pub(crate) use budget::BudgetShare;
+pub use budget::MemoryBudget;
 pub use transmit::Transmit;
 pub use window::{Credit, RecvWindow, WindowError};
 

@@ -81,7 +81,10 @@ fn grown_window(
 impl Core {
     /// Whether [`Core::poll_transmit`] has anything to add.
     pub fn wants_transmit(&self) -> bool {
-        self.wants_control_transmit() || (self.peer.is_some() && !self.send_queue.is_empty())
+        self.wants_control_transmit()
+            || (self.peer.is_some()
+                && !self.send_queue.is_empty()
+                && !self.waiting_for_session_credit)
     }
 
     /// Whether frames that go ahead of all DATA wait to be sent: the preface, GOAWAY, PING
@@ -102,8 +105,10 @@ impl Core {
     /// (so stalled streams holding most of the window can't starve the others).
     fn session_update_due(&self) -> bool {
         let quarter = (self.session_recv.size / 4).max(1);
-        self.session_recv.unacked >= quarter
-            || (self.session_recv.unacked > 0 && self.session_recv.peer_credit.get() < quarter)
+        // While a memory budget is spent, the update waits for the retry (§7.6).
+        self.budget_retry_at.is_none()
+            && (self.session_recv.unacked >= quarter
+                || (self.session_recv.unacked > 0 && self.session_recv.peer_credit.get() < quarter))
     }
 
     /// Appends frames to `tx` until it holds about `max_bytes` or nothing is left to send.
@@ -162,7 +167,23 @@ impl Core {
             self.push_frame(tx, &frame);
         }
         if self.session_update_due() {
-            if let Some(increment) = self.session_recv.take_update(true) {
+            let want = self.session_recv.unacked;
+            let grant = match &mut self.budget {
+                // Spec §7.6: beyond the floor and the promise, only what the budget gives.
+                Some(share) => {
+                    let exposure = self.session_recv.size - want;
+                    share.grant(u64::from(exposure), u64::from(want)) as u32
+                }
+                None => want,
+            };
+            if grant < want {
+                self.budget_retry_at = Some(now + self.budget_backoff);
+                self.budget_backoff =
+                    (self.budget_backoff * 2).min(super::budget::BUDGET_RETRY_MAX);
+            } else {
+                self.budget_backoff = super::budget::BUDGET_RETRY;
+            }
+            if let Some(increment) = self.session_recv.take_update_up_to(grant) {
                 self.push_frame(
                     tx,
                     &Frame::WindowUpdate {
@@ -234,7 +255,9 @@ impl Core {
             // refills it, the window, not the reader, limits throughput: grow it, up to the
             // cap and within what is left of the session's growth budget.
             let w = &mut stream.recv_window;
-            if let Some(rtt) = rtt.filter(|_| w.size < max_window) {
+            // A spent memory budget stops window growth (§7.6).
+            let tight = self.budget.as_ref().is_some_and(|b| b.budget().is_tight());
+            if let Some(rtt) = rtt.filter(|_| w.size < max_window && !tight) {
                 let since = now.saturating_duration_since(stream.last_grant);
                 let shared = self.data_activity.shared_with_others(id, now);
                 if let Some(target) =
@@ -342,6 +365,7 @@ impl Core {
                 // Only session credit is missing: keep its place and wait for WINDOW_UPDATE(0).
                 stream.in_send_queue = true;
                 self.send_queue.push_front(id);
+                self.waiting_for_session_credit = true;
                 break;
             }
             let mut flags = Flags::NONE;

@@ -129,6 +129,9 @@ impl Core {
     /// Session credit for `n` bytes the application consumed or we discarded (spec §7.3).
     pub(crate) fn bytes_consumed(&mut self, n: usize) {
         self.session_recv.consume(n as u32);
+        if let Some(share) = &mut self.budget {
+            share.consumed(n as u64); // the budget's part goes back first (§7.6)
+        }
     }
 
     fn gone_error(&self) -> Error {

@@ -32,6 +32,11 @@ impl Core {
         };
         // Called on every command and driver turn: plain comparisons, no iterator chain.
         let mut earliest = keepalive;
+        if let Some(at) = self.budget_retry_at {
+            if earliest.is_none_or(|e| at < e) {
+                earliest = Some(at);
+            }
+        }
         for queue in [&self.open_timers, &self.linger_timers, &self.ack_timers] {
             if let Some(&(at, _)) = queue.front() {
                 if earliest.is_none_or(|e| at < e) {
@@ -46,6 +51,9 @@ impl Core {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.error.is_some() {
             return;
+        }
+        if self.budget_retry_at.is_some_and(|at| now >= at) {
+            self.budget_retry_at = None; // the session update is due again (§7.6)
         }
         if self.peer.is_none() {
             // Spec §2: the peer's preface must arrive within the keepalive timeout.

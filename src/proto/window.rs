@@ -98,6 +98,18 @@ impl RecvWindow {
         self.size = size;
     }
 
+    /// Grants up to `max` of the consumed bytes not yet granted (a memory budget may allow
+    /// less than all of them, spec §7.6); `None` if that is nothing.
+    pub fn take_update_up_to(&mut self, max: u32) -> Option<u32> {
+        let inc = self.unacked.min(max);
+        if inc == 0 {
+            return None;
+        }
+        self.peer_credit.grant(inc).ok()?;
+        self.unacked -= inc;
+        Some(inc)
+    }
+
     /// The pending increment, if it is worth a frame (or `force`d and non-zero).
     pub fn take_update(&mut self, force: bool) -> Option<u32> {
         let threshold = (self.size / 4).max(1);

@@ -222,7 +222,15 @@ impl Shared {
             }
             let now = super::now();
             let queued = writer.fill(&mut inner.core, now);
-            (inner.core.take_wakers(), queued, now)
+            let mut wakers = inner.core.take_wakers();
+            // Framing can arm a deadline the driver's timer doesn't know (a PING's timeout, a
+            // memory budget's retry, spec §7.6): the driver must re-arm, or nothing wakes the
+            // session when it comes due.
+            if !inner.driver_notified && inner.core_needs_driver() {
+                inner.driver_notified = true;
+                wakers.extend(inner.driver.clone());
+            }
+            (wakers, queued, now)
         };
         let mut hand_to_driver = false;
         if queued {
