@@ -495,8 +495,19 @@ async fn client_op(
                     Ok(n) => return Err(format!("stream {id}: read {i} Ok({n}) after stop").into()),
                 }
                 if i == 0 {
-                    // Finish our side so the stream closes and the server sees the stop.
-                    tx.shutdown().await.map_err(|e| io_fail("shutdown", e))?;
+                    // Finish our side so the stream closes and the server sees the stop. The
+                    // server's handler may already have dropped the stream on seeing our
+                    // stop, and a dropped receive half the peer is still writing to sends
+                    // STOP_SENDING(CANCEL) (spec §6.5): our finish then fails with it.
+                    match tx.shutdown().await {
+                        Ok(()) => {}
+                        Err(e)
+                            if matches!(
+                                braid_err(&e),
+                                Some(Error::StreamStopped { code }) if *code == ErrorCode::CANCEL
+                            ) => {}
+                        Err(e) => return Err(io_fail("shutdown", e)),
+                    }
                 }
             }
             Ok(got as u64)
