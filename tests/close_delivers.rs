@@ -27,16 +27,6 @@ const ECHO_ROUNDS: usize = 100;
 const ECHO_GAPS_MS: [u64; 4] = [0, 1, 2, 5];
 const ROUND_LIMIT: Duration = Duration::from_secs(20);
 
-async fn tcp_connection() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (c, s) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let (c, s) = (c.unwrap(), s.unwrap().0);
-    c.set_nodelay(true).unwrap();
-    s.set_nodelay(true).unwrap();
-    (c, s)
-}
-
 /// The server of the echo scenario: echoes every stream until its FIN, then finishes it;
 /// once no more streams can arrive it closes the session, as an application would. Returns
 /// how many echoes its application saw succeed.
@@ -88,7 +78,7 @@ async fn echo_client_stream(stream: braid::Stream, seed: u64) -> Result<(), Stri
 /// the lingering close the server's close arrived before the client had read the last echo
 /// bytes, and the client's next WINDOW_UPDATE or PING reply drew a RST that destroyed them.
 async fn echo_round(gap: Duration, round: usize) -> Result<(), String> {
-    let (c, s) = tcp_connection().await;
+    let (c, s) = support::tcp_connection().await;
     let client = Session::client(c, Config::default()).unwrap();
     let server = tokio::spawn(echo_server(Session::server(s, Config::default()).unwrap()));
     let mut streams = Vec::new();
@@ -372,4 +362,28 @@ async fn dropping_the_last_handle_as_the_runtime_stops_still_sends_the_goaway() 
         ),
         "{reason:?}"
     );
+}
+
+/// The drain is bounded (L22): a peer that never closes its side keeps an ended session's
+/// transport open for `close_drain_timeout`, not longer (paused clock, in-memory pipe).
+#[tokio::test(start_paused = true)]
+async fn the_drain_ends_at_close_drain_timeout_when_the_peer_never_closes() {
+    const DRAIN: Duration = Duration::from_secs(7);
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        close_drain_timeout: DRAIN,
+        ..Config::default()
+    };
+    let client = Session::client(a, config).unwrap();
+    let mut peer = RawPeer::new(b);
+    peer.handshake().await;
+    client.close().await;
+    let shut = tokio::time::Instant::now();
+    // The peer keeps its side open (and never sends EOF): only the deadline ends the drain.
+    let reason = tokio::time::timeout(Duration::from_secs(60), client.closed())
+        .await
+        .expect("the drain is bounded");
+    assert_eq!(shut.elapsed(), DRAIN);
+    assert!(matches!(reason, Error::SessionClosed { .. }), "{reason:?}");
+    drop(peer);
 }

@@ -19,8 +19,8 @@ pub fn duplex_pair(buf: usize, client: Config, server: Config) -> (Session, Sess
     (c, s)
 }
 
-/// A client and a server session over a loopback TCP connection.
-pub async fn tcp_pair(client: Config, server: Config) -> (Session, Session) {
+/// Both ends of one loopback TCP connection (client, server), Nagle off.
+pub async fn tcp_connection() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (c, s) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
@@ -28,6 +28,12 @@ pub async fn tcp_pair(client: Config, server: Config) -> (Session, Session) {
     let s = s.unwrap().0;
     c.set_nodelay(true).unwrap();
     s.set_nodelay(true).unwrap();
+    (c, s)
+}
+
+/// A client and a server session over a loopback TCP connection.
+pub async fn tcp_pair(client: Config, server: Config) -> (Session, Session) {
+    let (c, s) = tcp_connection().await;
     (
         Session::client(c, client).unwrap(),
         Session::server(s, server).unwrap(),
