@@ -522,8 +522,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             writer.close();
             drop(writer);
             // Nothing more is processed: give the read buffers back now.
-            self.read_buf = BytesMut::new();
-            self.read_buffers = ReadBuffers::default();
+            self.read_buf.clear();
+            self.release_read_buffers();
             shared.advance_transport(TransportPhase::WriteShut);
         }
         let mut scratch = [0u8; DRAIN_CHUNK];
