@@ -13,13 +13,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::{error, info};
 
-#[path = "cli.rs"]
-mod cli;
-#[allow(dead_code)] // also a library: tests/tunnel_*.rs and benches/tunnel.rs use the rest
-#[path = "tunnel.rs"]
-mod tunnel;
-
-use cli::{Cli, ClientArgs, Command, ServerArgs};
+use braid_tunnel as tunnel;
+use tunnel::cli::{Cli, ClientArgs, Command, ServerArgs};
 use tunnel::{
     auth::load_token,
     client::{Client, ClientOptions},

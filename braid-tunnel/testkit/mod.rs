@@ -2,18 +2,13 @@
 //! server, a killable TCP proxy, deterministic payloads, and a harness that starts a tunnel
 //! server and client in-process.
 //!
-//! Included by path from `tests/tunnel_*.rs` and `benches/tunnel.rs`; the includer
-//! must also include `tunnel.rs` as `mod tunnel` at its crate root.
+//! Included by path (`#[path = "../testkit/mod.rs"] mod testkit;`) from `tests/tunnel_*.rs`
+//! and `benches/tunnel.rs`: helpers shared by tests and a bench, not part of the library.
 
-#[path = "testkit/echo.rs"]
 pub mod echo;
-#[path = "testkit/harness.rs"]
 pub mod harness;
-#[path = "testkit/http.rs"]
 pub mod http;
-#[path = "testkit/payload.rs"]
 pub mod payload;
-#[path = "testkit/proxy.rs"]
 pub mod proxy;
 
 /// Sends the tunnel's logs to the test output (shown for failing tests).

@@ -1,13 +1,9 @@
 //! braid-tunnel's command line: flag defaults are braid's `Config` defaults, sizes and
 //! rules parse, and inconsistent limits are refused with braid's own message.
 
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
+use braid_tunnel as tunnel;
 
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/cli.rs"]
-mod cli;
+use braid_tunnel::cli;
 
 use std::time::Duration;
 

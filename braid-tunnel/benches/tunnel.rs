@@ -8,7 +8,7 @@
 //! tunnelling, not network latency.
 //!
 //! ```text
-//! cargo bench --bench tunnel -- [--connections 64] [--seconds 5] [--body 1024] [--rounds 2]
+//! cargo bench -p braid-tunnel --bench tunnel -- [--connections 64] [--seconds 5] [--body 1024] [--rounds 2]
 //!     [--only direct|forward|tunnel]
 //! ```
 
@@ -20,11 +20,7 @@ use std::{
 use clap::Parser;
 
 #[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
-
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/testkit.rs"]
+#[path = "../testkit/mod.rs"]
 mod testkit;
 
 use testkit::{

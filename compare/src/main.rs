@@ -3,7 +3,7 @@
 //! (braid, h2, yamux, tonic, TCP) on the sessions-* workloads.
 //!
 //! ```text
-//! cargo run --release --example compare [-- --quick|--full] [--only braid,h2]
+//! cargo run --release -p braid-compare [-- --quick|--full] [--only braid,h2]
 //!     [--workload pingpong,...] [--rounds N] [--mode split,shared] [--timeout SECS] [--out DIR]
 //!     [--sessions N]
 //! ```
@@ -177,7 +177,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     let out = out.unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join("target")
+            })
             .join("compare")
     });
     Ok(Options {

@@ -1,12 +1,10 @@
 //! braid-tunnel's status line: the numbers it prints (tunnel up, open streams, connections,
 //! bytes each way, RTT) match what is going on, and its format.
 
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
+use braid_tunnel as tunnel;
 
 #[allow(dead_code)]
-#[path = "../examples/braid-tunnel/testkit.rs"]
+#[path = "../testkit/mod.rs"]
 mod testkit;
 
 use std::{sync::atomic::Ordering, time::Duration};

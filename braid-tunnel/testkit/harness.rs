@@ -4,7 +4,7 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::tunnel::{
+use braid_tunnel::{
     client::{Client, ClientError, ClientOptions, TunnelState},
     metrics::Counters,
     rules::Rule,

@@ -1,12 +1,10 @@
 //! braid-tunnel reverse forwarding (`--reverse`): the server listens for the client and the
 //! client dials its own local target; the server must opt in with `--allow-reverse`.
 
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
+use braid_tunnel as tunnel;
 
 #[allow(dead_code)]
-#[path = "../examples/braid-tunnel/testkit.rs"]
+#[path = "../testkit/mod.rs"]
 mod testkit;
 
 use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};

@@ -2,12 +2,10 @@
 //! through a TLS tunnel, and clients that don't trust the server (or don't speak TLS) never
 //! get a tunnel.
 
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
+use braid_tunnel as tunnel;
 
 #[allow(dead_code)]
-#[path = "../examples/braid-tunnel/testkit.rs"]
+#[path = "../testkit/mod.rs"]
 mod testkit;
 
 use std::{path::PathBuf, sync::atomic::Ordering, time::Duration};

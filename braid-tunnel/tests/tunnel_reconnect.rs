@@ -2,12 +2,10 @@
 //! reset (never a clean end), the targets' connections are reset too, the client reconnects
 //! with backoff, and new connections work again.
 
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
+use braid_tunnel as tunnel;
 
 #[allow(dead_code)]
-#[path = "../examples/braid-tunnel/testkit.rs"]
+#[path = "../testkit/mod.rs"]
 mod testkit;
 
 use std::{

@@ -5,7 +5,7 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 use braid::Config;
 use clap::{Args, Parser, Subcommand};
 
-use super::tunnel::rules::Rule;
+use crate::rules::Rule;
 
 /// Forwards TCP connections over one multiplexed braid connection.
 #[derive(Debug, Parser)]

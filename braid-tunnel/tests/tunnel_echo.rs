@@ -2,11 +2,7 @@
 //! echoing its own random bytes with a half-close; every byte comes back in order.
 
 #[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
-
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/testkit.rs"]
+#[path = "../testkit/mod.rs"]
 mod testkit;
 
 use std::{sync::atomic::Ordering, time::Duration};

@@ -2,12 +2,10 @@
 //! client gives up with a clear error, and nothing ever reaches the target — even from a
 //! hand-made braid peer that pipelines forwarding streams behind a bad auth stream.
 
-#[allow(dead_code)]
-#[path = "../examples/braid-tunnel/tunnel.rs"]
-mod tunnel;
+use braid_tunnel as tunnel;
 
 #[allow(dead_code)]
-#[path = "../examples/braid-tunnel/testkit.rs"]
+#[path = "../testkit/mod.rs"]
 mod testkit;
 
 use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
