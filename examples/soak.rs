@@ -769,16 +769,14 @@ fn parse_args() -> Result<Args, String> {
 
 fn config(name: &str) -> Config {
     match name {
-        "tight" => Config {
-            initial_stream_window: 4096,
-            max_stream_window: 16 * 1024,
-            session_window: 64 * 1024,
-            max_frame_payload: 1024,
-            stream_send_buffer: 4096,
-            session_send_buffer: 64 * 1024,
-            accept_backlog: 16,
-            ..Config::default()
-        },
+        "tight" => Config::default()
+            .with_initial_stream_window(4096)
+            .with_max_stream_window(16 * 1024)
+            .with_session_window(64 * 1024)
+            .with_max_frame_payload(1024)
+            .with_stream_send_buffer(4096)
+            .with_session_send_buffer(64 * 1024)
+            .with_accept_backlog(16),
         _ => Config::default(),
     }
 }

@@ -5,16 +5,31 @@ use std::time::Duration;
 
 use crate::frame::{Preface, MAX_FRAME_PAYLOAD_LIMIT, MAX_WINDOW, MIN_FRAME_PAYLOAD_LIMIT};
 
-/// Session settings. Build with [`Config::default`] and adjust fields; [`Config::validate`]
-/// says what is inconsistent (sessions validate on creation).
+/// Session settings. Start from [`Config::default`] and chain `with_*` setters (or assign
+/// fields); [`Config::validated`] / [`Config::validate`] say what is inconsistent, and
+/// sessions validate on creation.
+///
+/// The struct is `#[non_exhaustive]`: new settings arrive as new fields with defaults, so
+/// code outside braid can't build it with a struct literal, which keeps adding a setting from
+/// being a breaking change.
 ///
 /// ```
-/// let mut config = braid::Config::default();
-/// config.max_stream_window = 8 << 20;
-/// config.session_window = 128 << 20;
-/// config.validate().unwrap();
+/// use std::time::Duration;
+///
+/// let config = braid::Config::default()
+///     .with_max_stream_window(8 << 20)
+///     .with_session_window(128 << 20)
+///     .with_keepalive_interval(Some(Duration::from_secs(10)))
+///     .validated()?;
+/// assert_eq!(config.session_window, 128 << 20);
+///
+/// // Inconsistent settings are refused with the rule they break.
+/// let err = braid::Config::default().with_session_window(4096).validated().unwrap_err();
+/// assert!(err.to_string().contains("session_window"));
+/// # Ok::<(), braid::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Receive window each new stream starts with (spec §7.1). Default 256 KiB.
     pub initial_stream_window: u32,
@@ -130,7 +145,54 @@ impl Default for Config {
 #[error("invalid config: {0}")]
 pub struct ConfigError(pub &'static str);
 
+/// One chainable setter per field: `with_<field>(value)` sets [`Config::<field>`].
+macro_rules! setters {
+    ($($setter:ident => $field:ident: $ty:ty),* $(,)?) => {
+        impl Config {
+            $(
+                #[doc = concat!("Sets [`Config::", stringify!($field), "`] (see the field for its default and meaning).")]
+                #[must_use]
+                pub fn $setter(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    with_initial_stream_window => initial_stream_window: u32,
+    with_max_stream_window => max_stream_window: u32,
+    with_session_window => session_window: u32,
+    with_max_inbound_streams => max_inbound_streams: u32,
+    with_max_outbound_streams => max_outbound_streams: u32,
+    with_accept_backlog => accept_backlog: u32,
+    with_max_frame_payload => max_frame_payload: u32,
+    with_stream_send_buffer => stream_send_buffer: u32,
+    with_session_send_buffer => session_send_buffer: u32,
+    with_keepalive_interval => keepalive_interval: Option<Duration>,
+    with_keepalive_timeout => keepalive_timeout: Duration,
+    with_open_timeout => open_timeout: Duration,
+    with_write_timeout => write_timeout: Duration,
+    with_linger_timeout => linger_timeout: Duration,
+    with_close_drain_timeout => close_drain_timeout: Duration,
+    with_idle_release => idle_release: Option<Duration>,
+    with_memory_budget => memory_budget: Option<std::sync::Arc<crate::MemoryBudget>>,
+    with_max_local_resets => max_local_resets: u32,
+    with_max_unaccepted_resets => max_unaccepted_resets: u32,
+    with_max_empty_frames => max_empty_frames: u32,
+    with_closed_stream_memory => closed_stream_memory: u32,
+}
+
 impl Config {
+    /// Checks ranges and relations between fields and returns the config, so a chain of
+    /// setters can end in `?`.
+    pub fn validated(self) -> Result<Self, ConfigError> {
+        self.validate()?;
+        Ok(self)
+    }
+
     /// Checks ranges and relations between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(ConfigError(what)) };

@@ -193,10 +193,7 @@ fn windows_read_in_bursts_jump_to_the_budget_in_two_steps() {
 #[test]
 fn a_window_never_grows_past_max_stream_window() {
     // Spec §11 L2: with a cap below the growth budget, the cap binds, however fast the link.
-    let config = Config {
-        max_stream_window: 4 << 20,
-        ..Config::default()
-    };
+    let config = Config::default().with_max_stream_window(4 << 20);
     let (_, window) = run(config.clone(), 8, usize::MAX);
     assert_eq!(window, 4 << 20);
 }

@@ -370,10 +370,7 @@ async fn dropping_the_last_handle_as_the_runtime_stops_still_sends_the_goaway() 
 async fn the_drain_ends_at_close_drain_timeout_when_the_peer_never_closes() {
     const DRAIN: Duration = Duration::from_secs(7);
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let config = Config {
-        close_drain_timeout: DRAIN,
-        ..Config::default()
-    };
+    let config = Config::default().with_close_drain_timeout(DRAIN);
     let client = Session::client(a, config).unwrap();
     let mut peer = RawPeer::new(b);
     peer.handshake().await;

@@ -166,12 +166,10 @@ async fn stalled_streams_leave_others_moving(config: Config, stalled: usize, mov
 /// The largest windows a config allows next to a 1 GiB session window (which must be at least
 /// 16 × the max stream window).
 fn large_windows() -> Config {
-    let c = Config {
-        initial_stream_window: 64 << 20,
-        max_stream_window: 64 << 20,
-        session_window: 1 << 30,
-        ..Config::default()
-    };
+    let c = Config::default()
+        .with_initial_stream_window(64 << 20)
+        .with_max_stream_window(64 << 20)
+        .with_session_window(1 << 30);
     c.validate().expect("valid config");
     c
 }
@@ -200,12 +198,10 @@ async fn eight_stalled_streams_large_windows() {
 /// session window, and the last sixteenth still carries any amount of data.
 #[tokio::test]
 async fn fifteen_stalled_streams_leave_a_window_of_session_credit() {
-    let c = Config {
-        initial_stream_window: 64 * 1024,
-        max_stream_window: 64 * 1024,
-        session_window: 16 * 64 * 1024,
-        ..Config::default()
-    };
+    let c = Config::default()
+        .with_initial_stream_window(64 * 1024)
+        .with_max_stream_window(64 * 1024)
+        .with_session_window(16 * 64 * 1024);
     c.validate().expect("valid config");
     stalled_streams_leave_others_moving(c, 15, 4 * MIB).await;
 }

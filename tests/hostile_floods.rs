@@ -155,22 +155,18 @@ async fn refusal_flood(config: Config, admitted: u64, code: ErrorCode) {
 /// never queue without bound. (Refusals count against max_local_resets, row 3: raised here.)
 #[tokio::test]
 async fn row2_refused_stream_flood_from_a_peer_that_never_reads() {
-    let config = Config {
-        max_inbound_streams: 4,
-        max_local_resets: u32::MAX,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_max_inbound_streams(4)
+        .with_max_local_resets(u32::MAX);
     refusal_flood(config, 4, ErrorCode::REFUSED_STREAM).await;
 }
 
 /// row 2: the same with the accept backlog full: RESET(BACKLOG_FULL) per SYN, single slot.
 #[tokio::test]
 async fn row2_backlog_full_flood_from_a_peer_that_never_reads() {
-    let config = Config {
-        accept_backlog: 4,
-        max_local_resets: u32::MAX,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_accept_backlog(4)
+        .with_max_local_resets(u32::MAX);
     refusal_flood(config, 4, ErrorCode::BACKLOG_FULL).await;
 }
 
@@ -186,11 +182,11 @@ fn resets_with(frames: &[Frame], code: ErrorCode) -> usize {
 /// accepted stream earns one back.
 #[tokio::test]
 async fn row3_refusals_past_max_local_resets_end_the_session() {
-    let config = quiet(Config {
-        accept_backlog: 1,
-        max_local_resets: 20,
-        ..Config::default()
-    });
+    let config = quiet(
+        Config::default()
+            .with_accept_backlog(1)
+            .with_max_local_resets(20),
+    );
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     let mut id = 1;
     let mut next_id = || {
@@ -249,10 +245,7 @@ async fn row3_refusals_past_max_local_resets_end_the_session() {
 /// outbound) don't count against max_local_resets: local_resets stays 0, the session is fine.
 #[tokio::test]
 async fn row3_application_resets_are_not_counted() {
-    let config = quiet(Config {
-        max_local_resets: 20,
-        ..Config::default()
-    });
+    let config = quiet(Config::default().with_max_local_resets(20));
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     let app_code = ErrorCode(0x100);
     let mut id = 1;
@@ -302,12 +295,12 @@ async fn row3_application_resets_are_not_counted() {
 async fn row4_rapid_reset_past_max_unaccepted_resets() {
     const CAP: u32 = 50;
     const MAX_IN: u32 = 16;
-    let config = quiet(Config {
-        max_unaccepted_resets: CAP,
-        max_inbound_streams: MAX_IN,
-        accept_backlog: MAX_IN,
-        ..Config::default()
-    });
+    let config = quiet(
+        Config::default()
+            .with_max_unaccepted_resets(CAP)
+            .with_max_inbound_streams(MAX_IN)
+            .with_accept_backlog(MAX_IN),
+    );
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
 
     // A watcher samples the stream table while the attack runs.
@@ -384,11 +377,9 @@ async fn row4_rapid_reset_past_max_unaccepted_resets() {
 async fn row4_ordinary_open_accept_reset_churn_never_trips_the_limit() {
     const TOTAL: usize = 10_000;
     const IN_FLIGHT: usize = 64;
-    let config = Config {
-        max_unaccepted_resets: 10,
-        max_local_resets: 10,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_max_unaccepted_resets(10)
+        .with_max_local_resets(10);
     let (client, server) = support::duplex_pair(256 * 1024, config.clone(), config);
     let app_code = ErrorCode(0x1234);
     let served = Arc::new(AtomicUsize::new(0));
@@ -463,10 +454,7 @@ async fn row4_ordinary_open_accept_reset_churn_never_trips_the_limit() {
 #[tokio::test]
 async fn row7_empty_frames_are_counted_and_capped() {
     const MAX: u32 = 100;
-    let config = quiet(Config {
-        max_empty_frames: MAX,
-        ..Config::default()
-    });
+    let config = quiet(Config::default().with_max_empty_frames(MAX));
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     peer.send(syn(1, b"x")).await;
     sync(&mut peer, 1).await;

@@ -49,11 +49,11 @@ fn assert_timeout(err: &std::io::Error, kind: TimeoutKind) {
 async fn row5_opens_beyond_the_accept_backlog_are_refused() {
     const BACKLOG: u32 = 16;
     const SYNS: u64 = 2_000;
-    let config = quiet(Config {
-        accept_backlog: BACKLOG,
-        max_local_resets: u32::MAX,
-        ..Config::default()
-    });
+    let config = quiet(
+        Config::default()
+            .with_accept_backlog(BACKLOG)
+            .with_max_local_resets(u32::MAX),
+    );
     let (server, peer) = server_and_raw(config, 64 * 1024).await;
     let (mut reader, wr) = split(peer);
     let flood = spawn_flood(wr, SYNS, 16, Arc::default(), |i| {
@@ -104,10 +104,7 @@ async fn row5_opens_beyond_the_accept_backlog_are_refused() {
 #[tokio::test(start_paused = true)]
 async fn row6_unacknowledged_opens_time_out_and_free_their_slots() {
     const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
-    let config = quiet(Config {
-        open_timeout: OPEN_TIMEOUT,
-        ..Config::default()
-    });
+    let config = quiet(Config::default().with_open_timeout(OPEN_TIMEOUT));
     let preface = Preface {
         accept_backlog: 4,
         ..default_preface()
@@ -206,13 +203,13 @@ async fn row13_peer_that_grants_credit_but_never_reads() {
     const SESSION_BUF: u32 = 256 * 1024;
     const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
     const PER_WRITER: usize = 8 << 20;
-    let config = quiet(Config {
-        stream_send_buffer: STREAM_BUF,
-        session_send_buffer: SESSION_BUF,
-        write_timeout: WRITE_TIMEOUT,
-        open_timeout: FOREVER,
-        ..Config::default()
-    });
+    let config = quiet(
+        Config::default()
+            .with_stream_send_buffer(STREAM_BUF)
+            .with_session_send_buffer(SESSION_BUF)
+            .with_write_timeout(WRITE_TIMEOUT)
+            .with_open_timeout(FOREVER),
+    );
     let preface = Preface {
         initial_stream_window: MAX_WINDOW,
         session_window: MAX_WINDOW,
@@ -452,10 +449,7 @@ async fn row14_session_window_dribble_gets_no_tiny_frames() {
 async fn row16_frames_for_closed_streams_are_discarded() {
     const MEMORY: u32 = 64;
     const STREAMS: u32 = 10_000;
-    let config = quiet(Config {
-        closed_stream_memory: MEMORY,
-        ..Config::default()
-    });
+    let config = quiet(Config::default().with_closed_stream_memory(MEMORY));
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     let app_code = ErrorCode(0x200);
 
@@ -602,10 +596,7 @@ async fn row16_frames_for_closed_streams_are_discarded() {
 #[tokio::test(start_paused = true)]
 async fn row17_linger_timeout_frees_a_stream_the_peer_never_finishes() {
     const LINGER: Duration = Duration::from_secs(10);
-    let config = quiet(Config {
-        linger_timeout: LINGER,
-        ..Config::default()
-    });
+    let config = quiet(Config::default().with_linger_timeout(LINGER));
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     peer.send(syn(1, b"hi")).await;
     let mut s = server.accept().await.unwrap();

@@ -41,11 +41,9 @@ use tokio::{
 async fn row12_silent_peer_is_closed_by_keepalive() {
     const INTERVAL: Duration = Duration::from_secs(5);
     const TIMEOUT: Duration = Duration::from_secs(3);
-    let config = Config {
-        keepalive_interval: Some(INTERVAL),
-        keepalive_timeout: TIMEOUT,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_keepalive_interval(Some(INTERVAL))
+        .with_keepalive_timeout(TIMEOUT);
     let (a, b) = tokio::io::duplex(64 * 1024);
     let server = Session::server(a, config).unwrap();
     let mut peer = RawPeer::new(b);
@@ -113,11 +111,9 @@ fn spawn_drip(
 async fn row12_dripped_frame_is_closed_by_keepalive() {
     const INTERVAL: Duration = Duration::from_secs(60);
     const TIMEOUT: Duration = Duration::from_secs(180);
-    let config = Config {
-        keepalive_interval: Some(INTERVAL),
-        keepalive_timeout: TIMEOUT,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_keepalive_interval(Some(INTERVAL))
+        .with_keepalive_timeout(TIMEOUT);
     let (a, b) = tokio::io::duplex(64 * 1024);
     let server = Session::server(a, config).unwrap();
     let mut peer = RawPeer::new(b);
@@ -165,11 +161,9 @@ async fn row12_dripped_frame_is_closed_by_keepalive() {
 #[tokio::test(start_paused = true)]
 async fn row12_dripped_preface_times_out() {
     const TIMEOUT: Duration = Duration::from_secs(330);
-    let config = Config {
-        keepalive_timeout: TIMEOUT,
-        close_drain_timeout: Duration::ZERO, // as above: the drip ends at the close
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_keepalive_timeout(TIMEOUT)
+        .with_close_drain_timeout(Duration::ZERO); // as above: the drip ends at the close
     let (a, b) = tokio::io::duplex(64 * 1024);
     let started = Instant::now();
     let server = Session::server(a, config).unwrap();
@@ -445,11 +439,9 @@ async fn row20_read_error_mid_frame_ends_the_session() {
 async fn row22_both_ends_write_before_reading() {
     const STREAMS: usize = 4;
     const LEN: usize = 200 * 1024; // within one stream window, well beyond the send buffer
-    let config = Config {
-        stream_send_buffer: 16 * 1024,
-        session_send_buffer: 32 * 1024,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_stream_send_buffer(16 * 1024)
+        .with_session_send_buffer(32 * 1024);
     let (client, server) = support::duplex_pair(1024, config.clone(), config);
     let mut pairs = Vec::new();
     for _ in 0..STREAMS {
@@ -683,13 +675,11 @@ fn feed(preface: bool, chunks: Vec<Vec<u8>>) {
         .unwrap();
     rt.block_on(async move {
         let (a, b) = tokio::io::duplex(16 * 1024);
-        let config = Config {
-            keepalive_interval: Some(Duration::from_secs(10)),
-            keepalive_timeout: Duration::from_secs(10),
-            open_timeout: Duration::from_secs(10),
-            linger_timeout: Duration::from_secs(10),
-            ..Config::default()
-        };
+        let config = Config::default()
+            .with_keepalive_interval(Some(Duration::from_secs(10)))
+            .with_keepalive_timeout(Duration::from_secs(10))
+            .with_open_timeout(Duration::from_secs(10))
+            .with_linger_timeout(Duration::from_secs(10));
         let (server, driver) = Session::with_driver(a, config, Role::Server).unwrap();
         let driver = tokio::spawn(driver);
         let app = tokio::spawn({

@@ -60,13 +60,11 @@ const ALL_COMMANDS: [&str; 9] = [
 type Outcome = Result<(), String>;
 
 fn config() -> Config {
-    let c = Config {
-        initial_stream_window: 32 * 1024,
-        session_window: 1 << 20,
-        max_stream_window: 256 * 1024,
-        max_frame_payload: 16 * 1024,
-        ..Config::default()
-    };
+    let c = Config::default()
+        .with_initial_stream_window(32 * 1024)
+        .with_session_window(1 << 20)
+        .with_max_stream_window(256 * 1024)
+        .with_max_frame_payload(16 * 1024);
     c.validate().expect("test config");
     c
 }

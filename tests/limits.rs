@@ -15,11 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_detects_a_peer_that_stops_answering() {
-    let config = Config {
-        keepalive_interval: Some(Duration::from_secs(5)),
-        keepalive_timeout: Duration::from_secs(3),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_keepalive_interval(Some(Duration::from_secs(5)))
+        .with_keepalive_timeout(Duration::from_secs(3));
     let (a, b) = tokio::io::duplex(1 << 20);
     let client = Session::client(a, config).unwrap();
     let mut peer = RawPeer::new(b);
@@ -54,11 +52,9 @@ async fn keepalive_detects_a_peer_that_stops_answering() {
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_keeps_a_quiet_but_live_session_open() {
-    let config = Config {
-        keepalive_interval: Some(Duration::from_secs(1)),
-        keepalive_timeout: Duration::from_secs(1),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_keepalive_interval(Some(Duration::from_secs(1)))
+        .with_keepalive_timeout(Duration::from_secs(1));
     let (client, server) = support::duplex_pair(64 * 1024, config.clone(), config);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(client.closed_reason().is_none());
@@ -132,10 +128,7 @@ async fn defaults_carry_1000_streams_without_a_byte_of_data() {
 
 #[tokio::test(start_paused = true)]
 async fn opening_beyond_the_peers_limit_waits_until_a_stream_closes() {
-    let server_config = Config {
-        max_inbound_streams: 2,
-        ..Config::default()
-    };
+    let server_config = Config::default().with_max_inbound_streams(2);
     let (client, server) = support::duplex_pair(64 * 1024, Config::default(), server_config);
     let mut a = client.open().await.unwrap();
     let mut b = client.open().await.unwrap();
@@ -166,10 +159,7 @@ async fn opening_beyond_the_peers_limit_waits_until_a_stream_closes() {
 
 #[tokio::test]
 async fn a_peer_opening_beyond_our_limit_is_refused_on_that_stream_only() {
-    let config = Config {
-        max_inbound_streams: 2,
-        ..Config::default()
-    };
+    let config = Config::default().with_max_inbound_streams(2);
     let (a, b) = tokio::io::duplex(1 << 20);
     let server = Session::server(a, config).unwrap();
     let mut peer = RawPeer::new(b);
@@ -206,10 +196,7 @@ async fn a_peer_opening_beyond_our_limit_is_refused_on_that_stream_only() {
 
 #[tokio::test]
 async fn a_peer_overflowing_the_accept_backlog_gets_backlog_full() {
-    let config = Config {
-        accept_backlog: 1,
-        ..Config::default()
-    };
+    let config = Config::default().with_accept_backlog(1);
     let (a, b) = tokio::io::duplex(1 << 20);
     let server = Session::server(a, config).unwrap();
     let mut peer = RawPeer::new(b);
@@ -234,10 +221,7 @@ async fn a_peer_overflowing_the_accept_backlog_gets_backlog_full() {
 /// until one of our streams has closed on the wire.
 #[tokio::test(start_paused = true)]
 async fn opening_beyond_our_own_outbound_cap_waits() {
-    let client_config = Config {
-        max_outbound_streams: 1,
-        ..Config::default()
-    };
+    let client_config = Config::default().with_max_outbound_streams(1);
     let (client, server) = support::duplex_pair(64 * 1024, client_config, Config::default());
     let mut a = client.open().await.unwrap();
     a.write_all(b"a").await.unwrap();

@@ -228,10 +228,7 @@ async fn data_beyond_the_stream_window() {
 
 #[tokio::test]
 async fn syn_carrying_more_than_the_initial_window_is_refused_from_the_header() {
-    let config = Config {
-        initial_stream_window: 16 * 1024,
-        ..Config::default()
-    };
+    let config = Config::default().with_initial_stream_window(16 * 1024);
     let (a, b) = tokio::io::duplex(1 << 20);
     let server = Session::server(a, config).unwrap();
     let mut peer = RawPeer::new(b);

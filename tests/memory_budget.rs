@@ -27,15 +27,13 @@ const STALLED_STREAMS: usize = 32;
 const BUDGET: u64 = 1 << 20;
 
 fn config(budget: Option<Arc<MemoryBudget>>) -> Config {
-    Config {
-        initial_stream_window: STREAM_WINDOW,
-        max_stream_window: STREAM_WINDOW,
-        session_window: SESSION_WINDOW,
-        max_frame_payload: 16 * 1024,
-        memory_budget: budget,
-        keepalive_interval: None,
-        ..Config::default()
-    }
+    Config::default()
+        .with_initial_stream_window(STREAM_WINDOW)
+        .with_max_stream_window(STREAM_WINDOW)
+        .with_session_window(SESSION_WINDOW)
+        .with_max_frame_payload(16 * 1024)
+        .with_memory_budget(budget)
+        .with_keepalive_interval(None)
 }
 
 /// One session whose application reads its first stream and then stops reading: returns the

@@ -187,20 +187,18 @@ fn config() -> impl Strategy<Value = Config> {
         .prop_map(
             |(isw, (m, g), mfp, backlog, inbound, outbound, ssb, tight, memory)| {
                 let max = isw * m;
-                Config {
-                    initial_stream_window: isw,
-                    max_stream_window: max,
+                Config::default()
+                    .with_initial_stream_window(isw)
+                    .with_max_stream_window(max)
                     // A budget of none, one or three windows' growth, or more than the caps use.
-                    session_window: (16 + g).saturating_mul(isw).min(braid::frame::MAX_WINDOW),
-                    max_inbound_streams: inbound,
-                    max_outbound_streams: outbound,
-                    accept_backlog: backlog,
-                    max_frame_payload: mfp,
-                    stream_send_buffer: ssb,
-                    session_send_buffer: if tight { ssb * 2 } else { ssb * 64 },
-                    closed_stream_memory: memory,
-                    ..Config::default()
-                }
+                    .with_session_window((16 + g).saturating_mul(isw).min(braid::frame::MAX_WINDOW))
+                    .with_max_inbound_streams(inbound)
+                    .with_max_outbound_streams(outbound)
+                    .with_accept_backlog(backlog)
+                    .with_max_frame_payload(mfp)
+                    .with_stream_send_buffer(ssb)
+                    .with_session_send_buffer(if tight { ssb * 2 } else { ssb * 64 })
+                    .with_closed_stream_memory(memory)
             },
         )
 }
@@ -1015,12 +1013,10 @@ fn try_write_all_queues_whole_records_or_nothing() {
 // ----- regressions: minimal cases found by `two_cores_agree` -----
 
 fn small_config() -> Config {
-    Config {
-        initial_stream_window: 1024,
-        max_stream_window: 1024,
-        session_window: 16 * 1024,
-        ..Config::default()
-    }
+    Config::default()
+        .with_initial_stream_window(1024)
+        .with_max_stream_window(1024)
+        .with_session_window(16 * 1024)
 }
 
 fn open(pair: &mut Pair, end: End) -> u32 {

@@ -21,13 +21,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// No timer of the session's may fire during a test: only the peer's disappearance ends it.
 fn quiet_config() -> Config {
     let hour = Duration::from_secs(3600);
-    Config {
-        keepalive_interval: None,
-        keepalive_timeout: hour,
-        write_timeout: hour,
-        open_timeout: hour,
-        ..Config::default()
-    }
+    Config::default()
+        .with_keepalive_interval(None)
+        .with_keepalive_timeout(hour)
+        .with_write_timeout(hour)
+        .with_open_timeout(hour)
 }
 
 /// An operation that must fail; `Ok` carries a description of the unexpected success.
@@ -277,22 +275,8 @@ async fn transport_error() {
 async fn transport_error_fails_both_real_sessions() {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let (a, fault) = FaultyIo::new(a);
-    let client = Session::client(
-        a,
-        Config {
-            max_outbound_streams: 2,
-            ..quiet_config()
-        },
-    )
-    .unwrap();
-    let server = Session::server(
-        b,
-        Config {
-            max_outbound_streams: 1,
-            ..quiet_config()
-        },
-    )
-    .unwrap();
+    let client = Session::client(a, quiet_config().with_max_outbound_streams(2)).unwrap();
+    let server = Session::server(b, quiet_config().with_max_outbound_streams(1)).unwrap();
 
     let mut pairs = Vec::new();
     for _ in 0..2 {

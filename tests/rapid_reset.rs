@@ -318,10 +318,7 @@ async fn flood(accepting: bool) {
 /// which earns back one locally generated reset (a refusal); passing a tombstone earns none.
 #[tokio::test]
 async fn tombstones_hold_no_backlog_slot_and_earn_nothing_back() {
-    let config = quiet(Config {
-        accept_backlog: 2,
-        ..Config::default()
-    });
+    let config = quiet(Config::default().with_accept_backlog(2));
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     // Streams 1 and 3 fill the backlog; 5 is refused (a locally generated reset, L16).
     peer.try_send_all(&[syn(1, b"a"), syn(3, b"b"), syn(5, b"c")])

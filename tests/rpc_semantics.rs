@@ -354,10 +354,8 @@ async fn a_send_cancelled_mid_message_cancels_the_call() {
     });
     // No window growth (session window = 16 x initial): the server's framework reading the
     // request head must not open room for the whole message.
-    let config = braid::Config {
-        session_window: 16 * braid::Config::default().initial_stream_window,
-        ..braid::Config::default()
-    };
+    let config = braid::Config::default()
+        .with_session_window(16 * braid::Config::default().initial_stream_window);
     let (client, c, s) = start_with(server, config);
     let mut call = client
         .call("/test.Svc/Lazy", MetadataMap::new())

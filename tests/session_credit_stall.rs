@@ -27,11 +27,9 @@ fn a_peer_withholding_session_credit_leaves_the_driver_idle() {
         rt.block_on(async {
             let (a, b) = tokio::io::duplex(64 * 1024);
             // No keepalive: the raw peer answers no PING.
-            let config = Config {
-                keepalive_interval: None,
-                keepalive_timeout: Duration::from_secs(24 * 3600),
-                ..Config::default()
-            };
+            let config = Config::default()
+                .with_keepalive_interval(None)
+                .with_keepalive_timeout(Duration::from_secs(24 * 3600));
             let client = Session::client(a, config).unwrap();
             let mut peer = RawPeer::new(b);
             // The smallest session window a preface may give, and never a WINDOW_UPDATE.

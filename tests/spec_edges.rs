@@ -104,11 +104,9 @@ async fn expect_prefix_refused(prefix: &[u8], code: ErrorCode) {
 async fn keepalive_ticks_from_connect_and_skips_a_tick_while_its_ping_is_out() {
     const INTERVAL: Duration = Duration::from_secs(10);
     const TIMEOUT: Duration = Duration::from_secs(15);
-    let config = Config {
-        keepalive_interval: Some(INTERVAL),
-        keepalive_timeout: TIMEOUT,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_keepalive_interval(Some(INTERVAL))
+        .with_keepalive_timeout(TIMEOUT);
     let started = tokio::time::Instant::now();
     let (client, mut peer) = client_and_raw(config, default_preface(), 1 << 20).await;
     let at = |secs: u64| started + Duration::from_secs(secs);
@@ -411,12 +409,12 @@ async fn the_sessions_end_frees_unacknowledged_open_slots() {
 /// without its payload. Server windows: 1 KiB per stream, 16 KiB per session.
 #[tokio::test]
 async fn a_header_breaking_flow_control_and_an_id_rule_gets_flow_control_error() {
-    let config = quiet(Config {
-        initial_stream_window: 1024,
-        session_window: 16 * 1024,
-        max_stream_window: 1024,
-        ..Config::default()
-    });
+    let config = quiet(
+        Config::default()
+            .with_initial_stream_window(1024)
+            .with_session_window(16 * 1024)
+            .with_max_stream_window(1024),
+    );
     // Never-opened peer id (V15) beyond the session credit (V23).
     let (server, mut peer) = server_and_raw(config.clone(), 1 << 20).await;
     peer.send_raw(&header(0, 0, 3, 20_000)).await;
@@ -443,11 +441,11 @@ async fn a_header_breaking_flow_control_and_an_id_rule_gets_flow_control_error()
 /// granted is a FLOW_CONTROL_ERROR, even though the bytes are discarded.
 #[tokio::test]
 async fn a_stopped_receive_half_still_enforces_stream_credit() {
-    let config = quiet(Config {
-        initial_stream_window: 1024,
-        max_stream_window: 1024,
-        ..Config::default()
-    });
+    let config = quiet(
+        Config::default()
+            .with_initial_stream_window(1024)
+            .with_max_stream_window(1024),
+    );
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     peer.send(syn(1, b"")).await;
     let (mut rx, _tx) = server.accept().await.unwrap().into_split();
@@ -574,10 +572,7 @@ async fn a_session_error_leaves_a_finished_receive_half_readable() {
 /// a later GOAWAY never raises it.
 #[tokio::test]
 async fn goaway_last_stream_id_counts_refused_syns() {
-    let config = quiet(Config {
-        accept_backlog: 1,
-        ..Config::default()
-    });
+    let config = quiet(Config::default().with_accept_backlog(1));
     let (server, mut peer) = server_and_raw(config, 1 << 20).await;
     peer.try_send_all(&[syn(1, b"a"), syn(3, b"b")])
         .await

@@ -127,24 +127,20 @@ impl Shared {
 fn run_config(tight: bool, rng: &mut Rng) -> Config {
     if tight {
         let window = 1024 + rng.below(3073) as u32;
-        Config {
-            initial_stream_window: window,
-            max_stream_window: window * 4,
-            session_window: window * 16,
-            max_frame_payload: 1024,
-            stream_send_buffer: 1024 + rng.below(3072) as u32,
-            session_send_buffer: 16 * 1024,
-            accept_backlog: 1 + rng.below(4) as u32,
-            ..Config::default()
-        }
+        Config::default()
+            .with_initial_stream_window(window)
+            .with_max_stream_window(window * 4)
+            .with_session_window(window * 16)
+            .with_max_frame_payload(1024)
+            .with_stream_send_buffer(1024 + rng.below(3072) as u32)
+            .with_session_send_buffer(16 * 1024)
+            .with_accept_backlog(1 + rng.below(4) as u32)
     } else {
-        Config {
-            initial_stream_window: 64 * 1024,
-            session_window: 4 << 20,
-            max_frame_payload: 16 * 1024,
-            stream_send_buffer: 64 * 1024,
-            ..Config::default()
-        }
+        Config::default()
+            .with_initial_stream_window(64 * 1024)
+            .with_session_window(4 << 20)
+            .with_max_frame_payload(16 * 1024)
+            .with_stream_send_buffer(64 * 1024)
     }
 }
 

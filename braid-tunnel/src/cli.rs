@@ -138,23 +138,22 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// The braid config these flags describe, validated.
     pub fn config(&self) -> Result<Config, braid::ConfigError> {
-        let config = Config {
-            max_inbound_streams: self.max_streams,
-            max_outbound_streams: self.max_streams,
-            accept_backlog: self.accept_backlog,
-            initial_stream_window: self.initial_stream_window.0,
-            max_stream_window: self.stream_window.0,
-            session_window: self.session_window.0,
-            keepalive_interval: (self.keepalive_secs > 0)
-                .then(|| Duration::from_secs(self.keepalive_secs)),
-            keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
-            max_frame_payload: self.max_frame_payload.0,
-            stream_send_buffer: self.stream_send_buffer.0,
-            session_send_buffer: self.session_send_buffer.0,
-            open_timeout: Duration::from_secs(self.open_timeout_secs),
-            write_timeout: Duration::from_secs(self.write_timeout_secs),
-            ..Config::default()
-        };
+        let config = Config::default()
+            .with_max_inbound_streams(self.max_streams)
+            .with_max_outbound_streams(self.max_streams)
+            .with_accept_backlog(self.accept_backlog)
+            .with_initial_stream_window(self.initial_stream_window.0)
+            .with_max_stream_window(self.stream_window.0)
+            .with_session_window(self.session_window.0)
+            .with_keepalive_interval(
+                (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
+            )
+            .with_keepalive_timeout(Duration::from_secs(self.keepalive_timeout_secs))
+            .with_max_frame_payload(self.max_frame_payload.0)
+            .with_stream_send_buffer(self.stream_send_buffer.0)
+            .with_session_send_buffer(self.session_send_buffer.0)
+            .with_open_timeout(Duration::from_secs(self.open_timeout_secs))
+            .with_write_timeout(Duration::from_secs(self.write_timeout_secs));
         config.validate()?;
         Ok(config)
     }

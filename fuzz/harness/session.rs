@@ -58,29 +58,28 @@ pub struct Knobs {
 /// The config of the fuzzed server with zero knobs, and of the client whose bytes the seed
 /// corpus records: small windows and limits so that every limit is within a few frames.
 pub fn base_config() -> Config {
-    Config {
-        initial_stream_window: 1024,
-        max_stream_window: 1024,
-        session_window: 16 * 1024,
-        max_inbound_streams: 4,
-        max_outbound_streams: 3,
-        accept_backlog: 2,
-        max_frame_payload: 1024,
-        stream_send_buffer: 1024,
-        session_send_buffer: 2048,
-        keepalive_interval: Some(Duration::from_secs(10)),
-        keepalive_timeout: Duration::from_secs(5),
-        open_timeout: Duration::from_secs(3),
-        write_timeout: Duration::from_secs(5),
-        linger_timeout: Duration::from_secs(6),
-        close_drain_timeout: Duration::from_secs(5),
-        idle_release: Some(Duration::from_millis(250)),
-        memory_budget: None,
-        max_local_resets: 8,
-        max_unaccepted_resets: 4,
-        max_empty_frames: 16,
-        closed_stream_memory: 4,
-    }
+    Config::default()
+        .with_initial_stream_window(1024)
+        .with_max_stream_window(1024)
+        .with_session_window(16 * 1024)
+        .with_max_inbound_streams(4)
+        .with_max_outbound_streams(3)
+        .with_accept_backlog(2)
+        .with_max_frame_payload(1024)
+        .with_stream_send_buffer(1024)
+        .with_session_send_buffer(2048)
+        .with_keepalive_interval(Some(Duration::from_secs(10)))
+        .with_keepalive_timeout(Duration::from_secs(5))
+        .with_open_timeout(Duration::from_secs(3))
+        .with_write_timeout(Duration::from_secs(5))
+        .with_linger_timeout(Duration::from_secs(6))
+        .with_close_drain_timeout(Duration::from_secs(5))
+        .with_idle_release(Some(Duration::from_millis(250)))
+        .with_memory_budget(None)
+        .with_max_local_resets(8)
+        .with_max_unaccepted_resets(4)
+        .with_max_empty_frames(16)
+        .with_closed_stream_memory(4)
 }
 
 fn pick<T: Copy>(k: u8, options: &[T]) -> T {

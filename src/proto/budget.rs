@@ -29,15 +29,13 @@ pub(crate) const BUDGET_RETRY_MAX: std::time::Duration = std::time::Duration::fr
 /// promises not yet consumed**.
 ///
 /// ```
-/// use std::sync::Arc;
 /// let budget = braid::MemoryBudget::new(256 << 20); // 256 MiB for all sessions together
-/// let config = braid::Config {
-///     memory_budget: Some(budget.clone()),
-///     initial_stream_window: 64 << 10,
-///     session_window: 16 << 20, // floor: 16 × 64 KiB = 1 MiB per session
-///     ..braid::Config::default()
-/// };
-/// config.validate().unwrap();
+/// let config = braid::Config::default()
+///     .with_memory_budget(Some(budget.clone()))
+///     .with_initial_stream_window(64 << 10)
+///     .with_session_window(16 << 20) // floor: 16 × 64 KiB = 1 MiB per session
+///     .validated()
+///     .unwrap();
 /// assert_eq!(budget.charged(), 0);
 /// ```
 #[derive(Debug)]

@@ -27,11 +27,9 @@ pub const FOREVER: Duration = Duration::from_secs(24 * 3600);
 /// `config` with keepalive off and the first PING's timeout out of reach, so that only the
 /// timers a test sets can fire (a raw peer needn't answer PINGs).
 pub fn quiet(config: Config) -> Config {
-    Config {
-        keepalive_interval: None,
-        keepalive_timeout: FOREVER,
-        ..config
-    }
+    config
+        .with_keepalive_interval(None)
+        .with_keepalive_timeout(FOREVER)
 }
 
 /// A server session on one end of a `pipe`-byte duplex, a raw peer (the client) on the other,

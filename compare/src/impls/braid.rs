@@ -75,12 +75,10 @@ mod real {
     fn config(tuned: bool) -> braid::Config {
         if tuned {
             let (initial, max, session) = TUNED;
-            braid::Config {
-                initial_stream_window: initial,
-                max_stream_window: max,
-                session_window: session,
-                ..braid::Config::default()
-            }
+            braid::Config::default()
+                .with_initial_stream_window(initial)
+                .with_max_stream_window(max)
+                .with_session_window(session)
         } else {
             braid::Config::default()
         }
