@@ -7,15 +7,10 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::Arc,
     task::{Context, Poll, Wake, Waker},
     time::Instant,
 };
-
-use futures::task::AtomicWaker;
 
 use bytes::BytesMut;
 use tokio::{
@@ -29,6 +24,7 @@ use super::{
     read_buffers::ReadBuffers,
     shared::{Shared, TransportPhase},
     split::ReadHalf,
+    sync::{AtomicBool, AtomicWaker, Ordering},
     writer::Written,
 };
 use crate::{
@@ -123,6 +119,7 @@ impl Wake for ReadWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        // Wake table W5: the flag keeps the idle check from skipping the turn.
         self.woke.store(true, Ordering::Release);
         self.task.wake();
     }
@@ -272,6 +269,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// Whether this poll can end at once: nothing woke the driver but a task asking it to
     /// look at the core (an application write it then put on the wire itself, say), and the
     /// core has nothing for it. Checked before a full turn, which costs several times more.
+    /// Each condition is a row of the wake table (W1-W8) whose work would be skipped.
     fn idle_wake(&mut self, cx: &Context<'_>, read_woke: bool) -> bool {
         if read_woke
             || !self.read_registered
@@ -286,19 +284,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.timer_at.is_some_and(|t| t <= now()) {
             return false;
         }
-        let mut inner = self.shared.inner.lock();
-        if inner.core_needs_driver()
-            || inner.writer_handed_over
-            || !inner.core.can_receive()
-            || !inner
-                .driver
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            return false;
-        }
-        inner.driver_notified = false;
-        true
+        self.shared.idle_wake(cx.waker())
     }
 
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
@@ -308,20 +294,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let mut again = false;
         self.must_turn = false;
 
-        let (can_receive, handshake_done) = {
-            let mut inner = self.shared.inner.lock();
-            inner.driver_notified = false;
-            inner.writer_handed_over = false;
-            if !inner
-                .driver
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                inner.driver = Some(cx.waker().clone());
-                self.timer_at = None; // the timer holds the old waker: poll it again
-            }
-            (inner.core.can_receive(), inner.core.handshake_done())
-        };
+        let (waker_changed, can_receive, handshake_done) = self.shared.start_turn(cx.waker());
+        if waker_changed {
+            self.timer_at = None; // the timer holds the old waker: poll it again
+        }
         self.read_wake.task.register(cx.waker());
         self.read_registered = false;
         if can_receive && !self.read_closed && !self.input_ready(handshake_done) {
@@ -332,7 +308,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let shared = self.shared.clone();
         let Some(mut writer) = shared.try_writer_for_driver() else {
             // An application task is writing its frames inline (a system call); it wakes
-            // this task when it lets go. Bytes read above wait in `read_buf` until then.
+            // this task when it lets go (wake table P3, W4). Bytes read above wait in
+            // `read_buf` until then.
             self.must_turn = true;
             return Poll::Pending;
         };
@@ -377,6 +354,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
 
         let written = writer.write(cx, now);
+        // Blocked: the transport holds our waker for writability (wake table W6).
         self.write_blocked = matches!(written, Written::Blocked { .. });
         if matches!(
             written,
@@ -437,6 +415,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             .into_iter()
             .flatten()
             .min();
+        // Wake table W7: the timer, with this task's waker, for the earliest deadline.
         if let Some(at) = next {
             let at_tokio = tokio::time::Instant::from_std(at);
             if self.timer.deadline() != at_tokio {
@@ -509,7 +488,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let shared = self.shared.clone();
         if shared.inner.lock().transport < TransportPhase::WriteShut {
             let Some(mut writer) = shared.try_writer_for_driver() else {
-                return Poll::Pending; // its holder wakes us when it lets go
+                return Poll::Pending; // its holder wakes us when it lets go (wake table P3)
             };
             // A write already failed: the transport delivers nothing more, and the peer has
             // nothing left to read from us, so there is nothing to shut down or drain for.
@@ -618,7 +597,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        // Busy session: let other tasks run, come back at once.
+        // Busy session: let other tasks run, come back at once (wake table W8).
         this.must_turn = true;
         cx.waker().wake_by_ref();
         Poll::Pending

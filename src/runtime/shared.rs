@@ -3,14 +3,14 @@
 
 use std::{
     ops::{Deref, DerefMut},
-    sync::atomic::{fence, AtomicBool, Ordering},
     task::{Context, Poll, Waker},
     time::Instant,
 };
 
-use parking_lot::{Mutex, MutexGuard};
-
-use super::writer::{Writer, Written};
+use super::{
+    sync::{HandOverLock, Mutex, MutexGuard},
+    writer::{Writer, Written},
+};
 use crate::proto::Core;
 
 /// Application tasks write their own frames (see [`Shared::flush_inline`]) only while at
@@ -78,6 +78,18 @@ impl Inner {
         };
         earlier_deadline || self.core.wants_transmit() || self.core.error().is_some()
     }
+
+    /// After an application task changed the core: the driver's waker if the core now has
+    /// work for it and nobody woke it since its last poll (wake table W1, W2). Wake it after
+    /// unlocking.
+    pub(crate) fn notify_driver(&mut self) -> Option<Waker> {
+        if !self.driver_notified && self.core_needs_driver() {
+            self.driver_notified = true;
+            self.driver.clone()
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -85,9 +97,7 @@ pub(crate) struct Shared {
     /// The transport's write half. Lock order: `writer`, then `inner`. Nobody waits for it:
     /// application tasks only try it ([`Shared::flush_inline`]), and the driver, finding it
     /// taken, asks to be woken when it is let go ([`Shared::try_writer_for_driver`]).
-    writer: Mutex<Writer>,
-    /// The driver found `writer` taken and waits to be woken when it is let go.
-    driver_wants_writer: AtomicBool,
+    writer: HandOverLock<Writer>,
     pub(crate) inner: Mutex<Inner>,
 }
 
@@ -112,15 +122,9 @@ impl DerefMut for WriterGuard<'_> {
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        drop(self.guard.take());
-        // Pairs with the fence in `try_writer_for_driver`: either the driver's retry sees the
-        // lock free, or this sees its request (store-buffering on both sides otherwise).
-        fence(Ordering::SeqCst);
-        if self
-            .shared
-            .driver_wants_writer
-            .swap(false, Ordering::SeqCst)
-        {
+        let guard = self.guard.take().expect("held until drop");
+        // The driver found the lock taken and waits for it (wake table P3).
+        if self.shared.writer.unlock(guard) {
             let driver = self.shared.inner.lock().driver.clone();
             if let Some(driver) = driver {
                 driver.wake();
@@ -132,8 +136,7 @@ impl Drop for WriterGuard<'_> {
 impl Shared {
     pub(crate) fn new(core: Core, writer: Writer) -> Shared {
         Shared {
-            writer: Mutex::new(writer),
-            driver_wants_writer: AtomicBool::new(false),
+            writer: HandOverLock::new(writer),
             inner: Mutex::new(Inner {
                 core,
                 driver: None,
@@ -158,18 +161,10 @@ impl Shared {
     /// system call), `None`, and that task wakes the driver when it lets go, so the driver's
     /// thread never sleeps on the lock meanwhile.
     pub(crate) fn try_writer_for_driver(&self) -> Option<WriterGuard<'_>> {
-        if let Some(w) = self.try_writer() {
-            return Some(w);
-        }
-        self.driver_wants_writer.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst); // see `WriterGuard::drop`
-                                 // The holder may have let go before it could see the request: try once more.
-        let writer = self.try_writer();
-        if writer.is_some() {
-            // Got it after all: no wake needed (nobody else can let go while we hold it).
-            self.driver_wants_writer.store(false, Ordering::SeqCst);
-        }
-        writer
+        self.writer.try_lock_or_ask().map(|guard| WriterGuard {
+            guard: Some(guard),
+            shared: self,
+        })
     }
 
     /// The writer lock, waiting for it if need be (closing, when nothing else runs).
@@ -225,11 +220,8 @@ impl Shared {
             let mut wakers = inner.core.take_wakers();
             // Framing can arm a deadline the driver's timer doesn't know (a PING's timeout, a
             // memory budget's retry, spec §7.6): the driver must re-arm, or nothing wakes the
-            // session when it comes due.
-            if !inner.driver_notified && inner.core_needs_driver() {
-                inner.driver_notified = true;
-                wakers.extend(inner.driver.clone());
-            }
+            // session when it comes due (wake table W2).
+            wakers.extend(inner.notify_driver());
             (wakers, queued, now)
         };
         let mut hand_to_driver = false;
@@ -291,8 +283,45 @@ impl Shared {
     fn hand_writer_to_driver(&self) -> Option<Waker> {
         let mut inner = self.inner.lock();
         inner.driver_notified = true;
-        inner.writer_handed_over = true;
+        inner.writer_handed_over = true; // wake table W3
         inner.driver.clone()
+    }
+
+    /// The start of a driver turn: the driver's wake-ups so far are spent (a command from now
+    /// on wakes it again, W1), a handed-over writer is about to be written (W3), and `waker`
+    /// is the one to wake. Returns whether the waker changed (timers holding the old one must
+    /// be polled again), whether the core takes input and whether its handshake is done.
+    pub(crate) fn start_turn(&self, waker: &Waker) -> (bool, bool, bool) {
+        let mut inner = self.inner.lock();
+        inner.driver_notified = false;
+        inner.writer_handed_over = false;
+        let changed = !inner.driver.as_ref().is_some_and(|w| w.will_wake(waker));
+        if changed {
+            inner.driver = Some(waker.clone());
+        }
+        (
+            changed,
+            inner.core.can_receive(),
+            inner.core.handshake_done(),
+        )
+    }
+
+    /// The session-side half of the driver's idle check (`Driver::idle_wake`): whether the
+    /// driver, woken with `waker` and nothing of its own to do, may end its poll without a
+    /// turn. Not when the core has work for it (W1, W2), a writer was handed over (W3), input
+    /// is paused (a turn must resume it) or its waker changed. Otherwise its wake-ups are
+    /// spent: the next command wakes it again (W1).
+    pub(crate) fn idle_wake(&self, waker: &Waker) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.core_needs_driver()
+            || inner.writer_handed_over
+            || !inner.core.can_receive()
+            || !inner.driver.as_ref().is_some_and(|w| w.will_wake(waker))
+        {
+            return false;
+        }
+        inner.driver_notified = false;
+        true
     }
 
     /// Called by an application task whose write of `len` bytes found its send buffer full:
@@ -319,7 +348,8 @@ impl Shared {
         }
     }
 
-    /// Ready once the transport has reached `phase`; registers `waker` otherwise.
+    /// Ready once the transport has reached `phase`; registers `waker` otherwise (wake
+    /// table P2).
     pub(crate) fn poll_transport(&self, phase: TransportPhase, waker: &Waker) -> Poll<()> {
         let mut inner = self.inner.lock();
         if inner.transport >= phase {
@@ -332,19 +362,16 @@ impl Shared {
     }
 
     /// Runs an application command on the core, then (after unlocking) wakes the tasks it
-    /// released and the driver if there is something new to send or an earlier deadline.
+    /// released (wake table P1) and the driver if there is something new to send or an
+    /// earlier deadline (W1).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
         let (result, (waker, wakers), driver) = {
             let mut inner = self.inner.lock();
             let result = f(&mut inner.core);
             let wakers = inner.core.take_wakers_few();
-            let wake_driver = !inner.driver_notified && inner.core_needs_driver();
-            let driver = if wake_driver {
-                inner.driver_notified = true;
-                inner.driver.clone()
-            } else {
-                None
-            };
+            // A command with frames to send, an earlier deadline or an ended session (wake
+            // table W1).
+            let driver = inner.notify_driver();
             (result, wakers, driver)
         };
         if let Some(w) = waker {

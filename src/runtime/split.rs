@@ -14,12 +14,12 @@
 use std::{
     io,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, Waker},
 };
 
-use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::sync::{Arc, Mutex};
 
 /// Which half is calling.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +57,7 @@ impl<T: Unpin> Inner<T> {
         let mut io = match self.io.try_lock() {
             Some(io) => io,
             None => {
+                // Wake table P4.
                 self.waiting.lock()[side as usize] = Some(cx.waker().clone());
                 // The other half may have let go between the two tries (it wakes only
                 // wakers registered before it did): try once more after registering.
@@ -134,12 +135,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteHalf<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(braid_loom)))] // std threads; the loom model is in `runtime::loom_tests`
 mod tests {
     use std::{
         sync::{
             atomic::{AtomicUsize, Ordering},
-            Barrier,
+            Arc, Barrier,
         },
         task::Wake,
     };

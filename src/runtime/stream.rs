@@ -108,7 +108,8 @@ impl RecvStream {
                 .shared
                 .with(|core| core.poll_recv_chunk(self.id, cx.waker(), usize::MAX));
             if r.is_pending() {
-                // About to wait: put what we (or others) queued on the wire ourselves.
+                // Waits in the stream's read slot (wake table P1). About to wait: put what we
+                // (or others) queued on the wire ourselves.
                 self.shared.flush_inline();
             }
             r
@@ -223,8 +224,9 @@ impl AsyncRead for RecvStream {
             Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
             Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
             Poll::Pending => {
-                // About to wait for the peer: put our queued frames (a request we just
-                // wrote, window updates) on the wire now, without a hop through the driver.
+                // In the stream's read slot (wake table P1). About to wait for the peer: put
+                // our queued frames (a request we just wrote, window updates) on the wire
+                // now, without a hop through the driver.
                 self.shared.flush_inline();
                 Poll::Pending
             }
