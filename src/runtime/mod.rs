@@ -36,6 +36,8 @@
 //! | P6 | the closing driver (`Driver::poll_close`): the transport's shutdown or a drain read pending, or the drain's read budget spent | the transport and the drain timer (`Driver::wait_until`), or itself | the transport, the timer (`close_drain_timeout`), or its own `wake_by_ref` |
 
 mod driver;
+#[cfg(all(test, braid_loom))]
+mod loom_tests;
 mod read_buffers;
 mod session;
 mod shared;
