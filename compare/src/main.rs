@@ -45,11 +45,13 @@ usage: compare [--quick | --full] [--only IMPL,..] [--workload NAME,..] [--round
                    then moves 80 GiB per measurement, 1.5-3 minutes each, and holds
                    10,000 session pairs in one process
   --only           implementations: braid, braid-tuned, h2, h2-tuned, yamux, yamux-tuned,
-                   tcp, tcp-nconn, braid-rpc, tonic (default: all)
+                   tcp, tcp-nconn, braid-rpc, tonic, braid-prost, tonic-prost
+                   (default: all)
   --workload       bulk-1, bulk-100, pingpong, msgs, open-close (= open-close-seq and
                    open-close-64), idle-streams, latency-under-load, long-link,
                    rpc (= rpc-stream-64, rpc-stream-4k, rpc-unary-1, rpc-unary-64; run by
-                   braid-rpc and tonic only),
+                   braid-rpc, tonic and their typed prost pair braid-prost and
+                   tonic-prost only),
                    sessions (= sessions-idle, sessions-fleet, sessions-churn: many sessions,
                    one TCP connection each; run by braid, h2, h2-tuned, yamux, tonic and tcp)
                    (default: all)

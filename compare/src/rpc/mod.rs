@@ -7,13 +7,19 @@
 //! * `rpc-unary-1`, `rpc-unary-64`: unary calls, one 64-byte message each way, with 1 or 64
 //!   calls in flight. Calls per second, p50/p99 latency, CPU per call.
 //!
-//! These run only for the two RPC implementations, and they run only these. Each measurement is
+//! The typed pair runs the same workloads through generated code and prost messages
+//! (`proto/bench.proto`, a `Blob { bytes data }` carrying the same bytes): `braid-prost`
+//! (braid-build) against `tonic-prost` (tonic-prost-build).
+//!
+//! These run only for the RPC implementations, and they run only these. Each measurement is
 //! a child process like every other one: the byte-stream [`Mux`] machinery is bypassed (an RPC
 //! layer is not a byte stream), but the runtime modes, CPU meter, timeout and report are the
 //! same.
 
 mod braid_rpc;
+mod braid_typed;
 pub mod tonic_grpc;
+mod tonic_typed;
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,6 +47,10 @@ pub const UNARY_PATH: &str = "/bench.Echo/Unary";
 pub const BRAID_RPC: &str = "braid-rpc";
 /// gRPC with tonic; the baseline of the RPC workloads.
 pub const TONIC: &str = "tonic";
+/// braid-build's generated service with prost messages, over `braid::rpc`.
+pub const BRAID_PROST: &str = "braid-prost";
+/// tonic-prost-build's generated service with prost messages; the typed baseline.
+pub const TONIC_PROST: &str = "tonic-prost";
 
 /// Message size of `rpc-stream-64` and of both unary workloads.
 const SMALL: usize = 64;
@@ -186,23 +196,22 @@ fn not_a_mux(name: &str) -> io::Error {
     io::Error::other(format!("{name} runs the rpc workloads only"))
 }
 
-/// `braid-rpc` and `tonic`, in report order.
+/// `braid-rpc`, `tonic`, `braid-prost`, `tonic-prost`, in report order.
 pub fn impls() -> Vec<Arc<dyn Mux>> {
-    vec![
-        Arc::new(RpcImpl {
-            name: BRAID_RPC,
-            settings: braid_rpc::SETTINGS,
-        }),
-        Arc::new(RpcImpl {
-            name: TONIC,
-            settings: tonic_grpc::SETTINGS,
-        }),
+    [
+        (BRAID_RPC, braid_rpc::SETTINGS),
+        (TONIC, tonic_grpc::SETTINGS),
+        (BRAID_PROST, braid_typed::SETTINGS),
+        (TONIC_PROST, tonic_typed::SETTINGS),
     ]
+    .into_iter()
+    .map(|(name, settings)| Arc::new(RpcImpl { name, settings }) as Arc<dyn Mux>)
+    .collect()
 }
 
 /// Whether `name` is one of the RPC implementations.
 pub fn is_rpc_impl(name: &str) -> bool {
-    name == BRAID_RPC || name == TONIC
+    [BRAID_RPC, TONIC, BRAID_PROST, TONIC_PROST].contains(&name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,6 +226,8 @@ pub fn handles(job: &Job) -> bool {
 enum Imp {
     Braid,
     Tonic,
+    BraidProst,
+    TonicProst,
 }
 
 /// Runs one RPC measurement: server and client over loopback TCP in the job's runtime mode.
@@ -224,6 +235,8 @@ pub fn run(job: &Job) -> Outcome {
     let imp = match job.imp.as_str() {
         BRAID_RPC => Imp::Braid,
         TONIC => Imp::Tonic,
+        BRAID_PROST => Imp::BraidProst,
+        TONIC_PROST => Imp::TonicProst,
         other => return Outcome::Error(format!("{other} does not run rpc workloads")),
     };
     if !job.workload.is_rpc() {
@@ -241,10 +254,7 @@ fn setup_and_run(job: &Job, imp: Imp) -> io::Result<Outcome> {
     let server = async move {
         let result = async {
             let listener = TcpListener::from_std(listener)?;
-            match imp {
-                Imp::Braid => braid_rpc::serve(listener).await,
-                Imp::Tonic => tonic_grpc::serve(listener).await,
-            }
+            serve(imp, listener).await
         }
         .await;
         if let Err(e) = result {
@@ -258,6 +268,26 @@ fn setup_and_run(job: &Job, imp: Imp) -> io::Result<Outcome> {
     crate::child::run_in_mode(job.mode, server, client)
 }
 
+async fn serve(imp: Imp, listener: TcpListener) -> io::Result<()> {
+    match imp {
+        Imp::Braid => braid_rpc::serve(listener).await,
+        Imp::Tonic => tonic_grpc::serve(listener).await,
+        Imp::BraidProst => braid_typed::serve(listener).await,
+        Imp::TonicProst => tonic_typed::serve(listener).await,
+    }
+}
+
+impl Client {
+    async fn connect(imp: Imp, addr: SocketAddr) -> io::Result<Client> {
+        Ok(match imp {
+            Imp::Braid => Client::Braid(braid_rpc::Client::connect(addr).await?),
+            Imp::Tonic => Client::Tonic(tonic_grpc::Client::connect(addr).await?),
+            Imp::BraidProst => Client::BraidProst(braid_typed::Client::connect(addr).await?),
+            Imp::TonicProst => Client::TonicProst(tonic_typed::Client::connect(addr).await?),
+        })
+    }
+}
+
 async fn client(
     imp: Imp,
     addr: SocketAddr,
@@ -267,10 +297,7 @@ async fn client(
     server_errors: mpsc::UnboundedReceiver<String>,
 ) -> Outcome {
     let work = async {
-        let client = match imp {
-            Imp::Braid => Client::Braid(braid_rpc::Client::connect(addr).await?),
-            Imp::Tonic => Client::Tonic(tonic_grpc::Client::connect(addr).await?),
-        };
+        let client = Client::connect(imp, addr).await?;
         let cpu = CpuMeter::process();
         match workload {
             Workload::RpcStream64 => stream(client, SMALL, p.stream_64, cpu).await,
@@ -291,6 +318,8 @@ async fn client(
 enum Client {
     Braid(braid_rpc::Client),
     Tonic(tonic_grpc::Client),
+    BraidProst(braid_typed::Client),
+    TonicProst(tonic_typed::Client),
 }
 
 impl Client {
@@ -298,6 +327,8 @@ impl Client {
         match self {
             Client::Braid(c) => c.unary(msg).await,
             Client::Tonic(c) => c.unary(msg).await,
+            Client::BraidProst(c) => c.unary(msg).await,
+            Client::TonicProst(c) => c.unary(msg).await,
         }
     }
 
@@ -305,6 +336,8 @@ impl Client {
         match self {
             Client::Braid(c) => c.stream(msg, count).await,
             Client::Tonic(c) => c.stream(msg, count).await,
+            Client::BraidProst(c) => c.stream(msg, count).await,
+            Client::TonicProst(c) => c.stream(msg, count).await,
         }
     }
 }
@@ -412,6 +445,16 @@ async fn unary(client: Client, inflight: usize, count: usize, cpu: CpuMeter) -> 
 // ---------------------------------------------------------------------------------------------
 // Report
 
+/// The typed pair's targets (issue #26): minimum rate ratio per workload; CPU per unit at
+/// most 0.6x.
+fn typed_rate_target(w: Workload) -> Option<f64> {
+    match w {
+        Workload::RpcStream64 | Workload::RpcStream4k => Some(1.5),
+        Workload::RpcUnary1 | Workload::RpcUnary64 => Some(2.0),
+        _ => None,
+    }
+}
+
 /// The issue's targets for braid-rpc against tonic, per workload: minimum rate ratio.
 fn rate_target(w: Workload) -> Option<f64> {
     match w {
@@ -436,25 +479,30 @@ pub fn verdict(group: &Group) -> String {
             .map(|(_, s)| s)
     };
     let mut out = String::new();
-    for mode in Mode::ALL {
-        let (Some(b), Some(t)) = (find(BRAID_RPC, mode), find(TONIC, mode)) else {
-            continue;
-        };
-        let rate = b.median[0] / t.median[0];
-        let cpu = b.cpu / t.cpu;
-        let (rate_note, met_rate) = match rate_target(w) {
-            Some(min) if rate >= min => (format!(" (target >= {min}x: met)"), true),
-            Some(min) => (format!(" (target >= {min}x: MISSED)"), false),
-            None => (" (no target)".to_string(), true),
-        };
-        let cpu_ok = cpu <= 1.0;
-        let verdict = match (rate_target(w).is_some(), met_rate && cpu_ok) {
-            (false, _) => "",
-            (true, true) => "  => targets met",
-            (true, false) => "  => target missed",
-        };
-        out.push_str(&format!(
-            "   {} {}: braid-rpc/tonic {} {}x{rate_note}; {} {} vs {} = {}x (target <= 1x: {}){verdict}\n",
+    let pairs = [
+        (BRAID_RPC, TONIC, rate_target(w), 1.0),
+        (BRAID_PROST, TONIC_PROST, typed_rate_target(w), 0.6),
+    ];
+    for (ours, theirs, target, cpu_max) in pairs {
+        for mode in Mode::ALL {
+            let (Some(b), Some(t)) = (find(ours, mode), find(theirs, mode)) else {
+                continue;
+            };
+            let rate = b.median[0] / t.median[0];
+            let cpu = b.cpu / t.cpu;
+            let (rate_note, met_rate) = match target {
+                Some(min) if rate >= min => (format!(" (target >= {min}x: met)"), true),
+                Some(min) => (format!(" (target >= {min}x: MISSED)"), false),
+                None => (" (no target)".to_string(), true),
+            };
+            let cpu_ok = cpu <= cpu_max;
+            let verdict = match (target.is_some(), met_rate && cpu_ok) {
+                (false, _) => "",
+                (true, true) => "  => targets met",
+                (true, false) => "  => target missed",
+            };
+            out.push_str(&format!(
+            "   {} {}: {ours}/{theirs} {} {}x{rate_note}; {} {} vs {} = {}x (target <= {cpu_max}x: {}){verdict}\n",
             w.name(),
             mode.name(),
             w.metrics()[0].unit,
@@ -465,6 +513,7 @@ pub fn verdict(group: &Group) -> String {
             num(cpu),
             if cpu_ok { "met" } else { "MISSED" },
         ));
+        }
     }
     out
 }
@@ -473,22 +522,14 @@ pub fn verdict(group: &Group) -> String {
 mod tests {
     use super::*;
 
-    /// Both implementations answer both methods with the bytes sent, over real loopback TCP.
+    /// Every implementation answers both methods with the bytes sent, over real loopback TCP.
     #[tokio::test]
-    async fn both_implementations_echo() {
-        for imp in [Imp::Braid, Imp::Tonic] {
+    async fn all_implementations_echo() {
+        for imp in [Imp::Braid, Imp::Tonic, Imp::BraidProst, Imp::TonicProst] {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move {
-                match imp {
-                    Imp::Braid => braid_rpc::serve(listener).await,
-                    Imp::Tonic => tonic_grpc::serve(listener).await,
-                }
-            });
-            let client = match imp {
-                Imp::Braid => Client::Braid(braid_rpc::Client::connect(addr).await.unwrap()),
-                Imp::Tonic => Client::Tonic(tonic_grpc::Client::connect(addr).await.unwrap()),
-            };
+            tokio::spawn(serve(imp, listener));
+            let client = Client::connect(imp, addr).await.unwrap();
             for size in [0, SMALL, LARGE] {
                 let got = client.clone().stream(message(size), 300).await.unwrap();
                 assert_eq!(got, 300, "{imp:?} stream of {size} B");
