@@ -83,6 +83,34 @@ pub struct Stats {
     pub unacked_opens: u32,
 }
 
+/// Defences the core applied to the peer's streams, counted (cumulative, never reset) so the
+/// runtime can log them without the core doing any logging: it compares them with what it saw
+/// last. Bumped only on the refusal and timeout paths, never per frame.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read only by the runtime's log
+pub(crate) struct Defences {
+    /// SYNs refused with REFUSED_STREAM at `max_inbound_streams` (spec §11 L4, §10 V28).
+    pub(crate) refused_at_limit: u64,
+    /// SYNs refused with REFUSED_STREAM above our GOAWAY's last_stream_id (§8.2, §10 V28).
+    pub(crate) refused_after_goaway: u64,
+    /// SYNs refused with BACKLOG_FULL (L6, V29).
+    pub(crate) backlog_full: u64,
+    /// Our opens reset with TIMEOUT for want of the peer's ACK (L12).
+    pub(crate) open_timeouts: u64,
+    /// Dropped, finished streams reset with TIMEOUT for want of the peer's FIN (L14).
+    pub(crate) linger_timeouts: u64,
+    /// The id of the last stream counted above.
+    pub(crate) last_stream: u32,
+}
+
+/// The reasons of the `ENHANCE_YOUR_CALM` session errors, one per abuse counter (spec §11), so
+/// the runtime's log can name the limit.
+pub(crate) const TOO_MANY_LOCAL_RESETS: &str = "too many streams refused or reset";
+/// L17, see [`TOO_MANY_LOCAL_RESETS`].
+pub(crate) const TOO_MANY_UNACCEPTED_RESETS: &str = "too many streams reset before being accepted";
+/// L19, see [`TOO_MANY_LOCAL_RESETS`].
+pub(crate) const TOO_MANY_EMPTY_FRAMES: &str = "too many empty frames";
+
 /// A small set of wakers, deduplicated by `will_wake` (one entry per waiting task).
 #[derive(Debug, Default)]
 pub(crate) struct Waiters(Vec<Waker>);
@@ -190,6 +218,8 @@ pub struct Core {
     pub(crate) bytes_received: u64,
     pub(crate) frames_sent: u64,
     pub(crate) frames_received: u64,
+    /// Streams refused or reset by a defence, for the runtime's log.
+    pub(crate) defences: Defences,
 }
 
 impl Core {
@@ -262,6 +292,7 @@ impl Core {
             bytes_received: 0,
             frames_sent: 0,
             frames_received: 0,
+            defences: Defences::default(),
         }
     }
 

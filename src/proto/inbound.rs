@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{
     closed::LateData,
-    core::Core,
+    core::{Core, TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS},
     stream::{RecvState, SendState, Stream},
 };
 use crate::{
@@ -156,7 +156,7 @@ impl Core {
     fn count_empty_frame(&mut self) {
         self.empty_frames += 1;
         if self.empty_frames > self.config.max_empty_frames {
-            self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many empty frames");
+            self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, TOO_MANY_EMPTY_FRAMES);
         }
     }
 
@@ -294,15 +294,20 @@ impl Core {
             );
         }
         self.last_peer_id = id;
-        let refusal =
-            if self.goaway_sent.is_some() || self.inbound_live >= self.config.max_inbound_streams {
-                Some(ErrorCode::REFUSED_STREAM)
-            } else if self.backlog_len() >= self.config.accept_backlog as usize {
-                Some(ErrorCode::BACKLOG_FULL)
-            } else {
-                None
-            };
-        if let Some(code) = refusal {
+        let backlog_full = self.backlog_len() >= self.config.accept_backlog as usize;
+        let d = &mut self.defences;
+        let refusal = if self.goaway_sent.is_some() {
+            Some((ErrorCode::REFUSED_STREAM, &mut d.refused_after_goaway))
+        } else if self.inbound_live >= self.config.max_inbound_streams {
+            Some((ErrorCode::REFUSED_STREAM, &mut d.refused_at_limit))
+        } else if backlog_full {
+            Some((ErrorCode::BACKLOG_FULL, &mut d.backlog_full))
+        } else {
+            None
+        };
+        if let Some((code, count)) = refusal {
+            *count += 1; // counted for the runtime's log
+            d.last_stream = id;
             self.bytes_consumed(len);
             self.closed_how(id, LateData::Discard);
             return self.send_refusal(id, code);
@@ -337,10 +342,7 @@ impl Core {
     pub(crate) fn send_refusal(&mut self, id: u32, code: ErrorCode) {
         self.local_resets += 1;
         if self.local_resets > self.config.max_local_resets {
-            return self.protocol_error(
-                ErrorCode::ENHANCE_YOUR_CALM,
-                "too many streams refused or reset",
-            );
+            return self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, TOO_MANY_LOCAL_RESETS);
         }
         self.control.push_back(Frame::Reset { stream: id, code });
         self.forced_replies += 1;
@@ -484,10 +486,8 @@ impl Core {
             self.unaccepted_resets += 1;
             if self.unaccepted_resets > self.config.max_unaccepted_resets {
                 self.after_change(id);
-                return self.protocol_error(
-                    ErrorCode::ENHANCE_YOUR_CALM,
-                    "too many streams reset before being accepted",
-                );
+                return self
+                    .protocol_error(ErrorCode::ENHANCE_YOUR_CALM, TOO_MANY_UNACCEPTED_RESETS);
             }
         }
         self.after_change(id);

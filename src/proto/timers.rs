@@ -92,6 +92,8 @@ impl Core {
                 .get(&id)
                 .is_some_and(|s| !s.acked && s.live && !s.syn_pending);
             if waiting {
+                self.defences.open_timeouts += 1;
+                self.defences.last_stream = id;
                 self.count_local_reset();
                 self.reset_stream(id, ErrorCode::TIMEOUT, Error::Timeout(TimeoutKind::Open));
             }
@@ -119,6 +121,8 @@ impl Core {
                 .get(&id)
                 .is_some_and(|s| s.handles == 0 && s.live);
             if lingering {
+                self.defences.linger_timeouts += 1;
+                self.defences.last_stream = id;
                 self.count_local_reset();
                 self.reset_stream(id, ErrorCode::TIMEOUT, Error::Timeout(TimeoutKind::Linger));
             }
@@ -150,7 +154,7 @@ impl Core {
         if self.local_resets > self.config.max_local_resets {
             self.protocol_error(
                 ErrorCode::ENHANCE_YOUR_CALM,
-                "too many streams refused or reset",
+                super::core::TOO_MANY_LOCAL_RESETS,
             );
         }
     }

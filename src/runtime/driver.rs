@@ -25,6 +25,7 @@ use super::{
     shared::{Shared, TransportPhase},
     split::ReadHalf,
     sync::{AtomicBool, AtomicWaker, Ordering},
+    trace::SessionTrace,
     writer::Written,
 };
 use crate::{
@@ -103,6 +104,9 @@ pub struct Driver<T> {
     /// §8.2, §8.3 step 3). The driver then only shuts the write side and reads.
     closing: Option<Instant>,
     done: bool,
+    /// The session's span, entered for each poll, and what was logged of the core (feature
+    /// `tracing`; zero-sized without it).
+    trace: SessionTrace,
 }
 
 /// Wakes the driver's task and notes that the transport's read side did it, so a poll
@@ -135,7 +139,12 @@ impl<T> std::fmt::Debug for Driver<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    pub(crate) fn new(io: ReadHalf<T>, shared: Arc<Shared>, config: &Config) -> Driver<T> {
+    pub(crate) fn new(
+        io: ReadHalf<T>,
+        shared: Arc<Shared>,
+        config: &Config,
+        trace: SessionTrace,
+    ) -> Driver<T> {
         let read_wake = Arc::new(ReadWake::default());
         Driver {
             read_waker: Waker::from(read_wake.clone()),
@@ -163,6 +172,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             release_check: None,
             closing: None,
             done: false,
+            trace,
         }
     }
 
@@ -336,6 +346,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.note_traffic(now); // arms the next check if traffic came meanwhile
             }
             core.drain_wakers(&mut self.wakers);
+            self.trace.observe(core); // the log: GOAWAYs, defences, how the session ended
             let deadline = core.poll_timeout();
             inner.armed = deadline;
             (
@@ -549,6 +560,7 @@ impl<T> Drop for Driver<T> {
     /// without waiting, and the write side shut down, so a program that returns from `main`
     /// right after dropping its last handle usually still ends the session cleanly.
     fn drop(&mut self) {
+        let _span = self.trace.enter();
         let mut writer = self.shared.writer_blocking();
         if !self.done && self.closing.is_none() {
             let now = now();
@@ -558,6 +570,7 @@ impl<T> Drop for Driver<T> {
                     .core
                     .abandon(std::io::Error::other("session driver was dropped"));
                 writer.fill(&mut inner.core, now);
+                self.trace.observe(&inner.core);
                 inner.core.take_wakers()
             };
             let mut cx = Context::from_waker(Waker::noop());
@@ -583,6 +596,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         if this.done {
             return Poll::Ready(());
         }
+        // Events of this poll carry the session's span (one branch when it is disabled).
+        let _span = this.trace.enter();
         if this.closing.is_some() {
             return this.poll_close(cx);
         }

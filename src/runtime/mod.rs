@@ -44,6 +44,7 @@ mod shared;
 mod split;
 mod stream;
 mod sync;
+mod trace;
 mod writer;
 
 pub use driver::Driver;

@@ -9,6 +9,7 @@ use super::{
     now,
     shared::{Shared, TransportPhase},
     stream::Stream,
+    trace::SessionTrace,
     writer::Writer,
 };
 use crate::{
@@ -44,6 +45,8 @@ use crate::{
 pub struct Session {
     shared: Arc<Shared>,
     _guard: Arc<LastHandle>,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 /// Sends GOAWAY when the last [`Session`] clone is dropped.
@@ -94,10 +97,15 @@ impl Session {
         let (read_half, write_half) = super::split::split(io);
         let writer = Writer::new(Box::new(write_half));
         let shared = Arc::new(Shared::new(Core::new(role, config.clone(), now()), writer));
-        let driver = Driver::new(read_half, shared.clone(), &config);
+        let trace = SessionTrace::new(role);
+        #[cfg(feature = "tracing")]
+        let span = trace.span().clone();
+        let driver = Driver::new(read_half, shared.clone(), &config, trace);
         let session = Session {
             _guard: Arc::new(LastHandle(shared.clone())),
             shared,
+            #[cfg(feature = "tracing")]
+            span,
         };
         Ok((session, driver))
     }
@@ -183,5 +191,28 @@ impl Session {
     /// Counters: open streams, bytes and frames each way, buffered bytes, credit, RTT.
     pub fn stats(&self) -> Stats {
         self.shared.with(|core| core.stats())
+    }
+
+    /// The session's `tracing` span (feature `tracing`, on by default): `braid_session`, at
+    /// level INFO, target `braid`, with the fields `role` (`"client"` or `"server"`), `id` (a
+    /// process-wide counter from 1) and `peer`, which braid leaves empty because a transport
+    /// is any `AsyncRead + AsyncWrite`. Record it where you know it:
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tcp = tokio::net::TcpStream::connect("127.0.0.1:7000").await?;
+    /// let peer = tcp.peer_addr()?;
+    /// let session = braid::Session::client(tcp, braid::Config::default())?;
+    /// session.span().record("peer", tracing::field::display(peer));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The session's driver runs inside this span, so its events (see the crate docs,
+    /// "Logging") carry these fields. Use it as the parent of your own spans or enter it
+    /// (`tracing::Instrument::instrument(fut, session.span().clone())`) to put what your tasks
+    /// log about this session beside them.
+    #[cfg(feature = "tracing")]
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 }
