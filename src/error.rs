@@ -105,6 +105,10 @@ pub enum Error {
     /// This side has used every stream id (spec §5).
     #[error("stream ids exhausted on this session")]
     StreamIdsExhausted,
+    /// A write after this side finished its direction of the stream (`shutdown()` or
+    /// `finish()`, spec §6.2): the bytes were not queued. Maps to `io::ErrorKind::BrokenPipe`.
+    #[error("write after the stream was finished")]
+    Finished,
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] crate::ConfigError),
@@ -131,6 +135,66 @@ impl Error {
         }
     }
 
+    /// Whether the whole session is gone: it ended (GOAWAY either way, a protocol violation,
+    /// a keepalive or write timeout, a failed transport), so every stream on it has failed and
+    /// a new one needs a new session. `false` for errors that end one stream only (reset,
+    /// stop, refusal, open or linger timeout, a write after finish) and for
+    /// [`Error::GoingAway`], where streams already open go on.
+    ///
+    /// ```
+    /// use braid::{Error, ErrorCode, Side};
+    ///
+    /// let reset = Error::StreamReset { code: ErrorCode::CANCEL, by: Side::Remote };
+    /// assert!(!reset.is_session_gone()); // retry on a new stream of the same session
+    /// let closed = Error::SessionClosed { code: ErrorCode::NO_ERROR, by: Side::Remote, reason: None };
+    /// assert!(closed.is_session_gone()); // reconnect
+    /// ```
+    pub fn is_session_gone(&self) -> bool {
+        match self {
+            Error::SessionClosed { .. } | Error::Protocol { .. } | Error::Io(_) => true,
+            Error::Timeout(kind) => matches!(kind, TimeoutKind::Keepalive | TimeoutKind::Write),
+            Error::StreamReset { .. }
+            | Error::StreamStopped { .. }
+            | Error::StreamRefused { .. }
+            | Error::GoingAway { .. }
+            | Error::StreamIdsExhausted
+            | Error::Finished
+            | Error::Config(_) => false,
+        }
+    }
+
+    /// Which end caused the error, where the error says: the resetting, stopping, refusing,
+    /// GOAWAY-sending or violating side. `None` for timeouts, transport failures and local
+    /// misuse (a write after finish, an invalid config, exhausted ids).
+    pub fn caused_by(&self) -> Option<Side> {
+        match self {
+            Error::StreamReset { by, .. }
+            | Error::SessionClosed { by, .. }
+            | Error::GoingAway { by } => Some(*by),
+            Error::StreamStopped { .. } | Error::StreamRefused { .. } | Error::Protocol { .. } => {
+                Some(Side::Remote)
+            }
+            _ => None,
+        }
+    }
+
+    /// The braid [`Error`] inside an `io::Error` that a stream's `AsyncRead`/`AsyncWrite` (or
+    /// anything converting with `From<Error> for io::Error`) returned; `None` for other
+    /// `io::Error`s.
+    ///
+    /// ```
+    /// use braid::{Error, ErrorCode, Side};
+    ///
+    /// let io: std::io::Error = Error::StreamReset { code: ErrorCode::CANCEL, by: Side::Remote }.into();
+    /// assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+    /// let err = Error::from_io(&io).expect("a braid error");
+    /// assert_eq!(err.code(), Some(ErrorCode::CANCEL));
+    /// assert!(Error::from_io(&std::io::Error::other("not ours")).is_none());
+    /// ```
+    pub fn from_io(err: &io::Error) -> Option<&Error> {
+        err.get_ref()?.downcast_ref::<Error>()
+    }
+
     pub(crate) fn io(err: io::Error) -> Error {
         Error::Io(Arc::new(err))
     }
@@ -148,7 +212,7 @@ impl From<Error> for io::Error {
             Error::StreamReset { .. } | Error::StreamRefused { .. } => {
                 io::ErrorKind::ConnectionReset
             }
-            Error::StreamStopped { .. } => io::ErrorKind::BrokenPipe,
+            Error::StreamStopped { .. } | Error::Finished => io::ErrorKind::BrokenPipe,
             Error::SessionClosed { .. } | Error::GoingAway { .. } => {
                 io::ErrorKind::ConnectionAborted
             }

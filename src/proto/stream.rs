@@ -119,10 +119,7 @@ impl Stream {
             SendState::Open => Ok(cap.saturating_sub(self.send_buffered()).min(session_room)),
             SendState::Aborted(err) => Err(err.clone()),
             SendState::Stopping(code) => Err(Error::StreamStopped { code: *code }),
-            _ => Err(Error::io(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "write after the stream was finished",
-            ))),
+            _ => Err(Error::Finished),
         }
     }
 

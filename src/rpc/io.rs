@@ -198,10 +198,9 @@ pub(crate) struct RecordWriter {
 }
 
 fn braid_error(err: io::Error) -> Error {
-    match err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
-        Some(e) => e.clone(),
-        None => Error::Io(Arc::new(err)),
-    }
+    Error::from_io(&err)
+        .cloned()
+        .unwrap_or_else(|| Error::Io(Arc::new(err)))
 }
 
 impl RecordWriter {

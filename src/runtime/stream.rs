@@ -89,6 +89,13 @@ impl Stream {
         self.send.finish()
     }
 
+    /// Asks the peer to stop sending (STOP_SENDING with `code`, spec §6.5) and discards what
+    /// it sent and this side has not read; reads then fail with an error naming the code.
+    /// This side's direction stays open: it may still write and finish.
+    pub fn stop(&mut self, code: ErrorCode) {
+        self.recv.stop(code);
+    }
+
     /// Splits into owned halves, for one task reading and another writing.
     pub fn into_split(self) -> (RecvStream, SendStream) {
         (self.recv, self.send)

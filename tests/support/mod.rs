@@ -120,7 +120,7 @@ pub async fn read_hashed<R: AsyncRead + Unpin>(r: &mut R, seed: u64) -> io::Resu
 
 /// The [`braid::Error`] an `io::Error` from a stream carries, if any.
 pub fn braid_err(err: &io::Error) -> Option<&braid::Error> {
-    err.get_ref().and_then(|e| e.downcast_ref::<braid::Error>())
+    braid::Error::from_io(err)
 }
 
 /// Asserts that `err` is the `io::Error` form of `StreamReset { code, by }`.
