@@ -85,9 +85,9 @@ impl Transfer {
     fn window(&self) -> u32 {
         self.p
             .core_ref(End::Server)
-            .stream_recv_state(self.id)
+            .stream_recv(self.id)
             .unwrap()
-            .1
+            .window
     }
 }
 

@@ -88,11 +88,7 @@ impl Transfer {
     }
 
     fn window(&self, id: u32) -> u32 {
-        self.p
-            .core_ref(End::Server)
-            .stream_recv_state(id)
-            .unwrap()
-            .1
+        self.p.core_ref(End::Server).stream_recv(id).unwrap().window
     }
 }
 

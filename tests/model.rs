@@ -428,7 +428,12 @@ impl Run {
             let mut sum = 0;
             let mut growth = 0u64;
             for &id in self.model.streams.keys() {
-                if let Some((buffered, size)) = core.stream_recv_state(id) {
+                if let Some(braid::proto::StreamRecv {
+                    buffered,
+                    window: size,
+                    ..
+                }) = core.stream_recv(id)
+                {
                     growth += u64::from(size - cfg.initial_stream_window);
                     prop_assert!(
                         buffered <= size as usize,
@@ -493,8 +498,8 @@ impl Run {
         let buffered = self
             .pair
             .core_ref(end)
-            .stream_recv_state(id)
-            .map_or(0, |s| s.0);
+            .stream_recv(id)
+            .map_or(0, |s| s.buffered);
         let written = self.model.streams[&id][end.peer().idx()].written.clone();
         let peer_finished = self.model.streams[&id][end.peer().idx()].finish_called;
         let h = self.model.half(id, end);

@@ -1063,7 +1063,12 @@ impl<'w> Harness<'w> {
         assert!(s.session_send_credit <= MAX_WINDOW);
         assert!(s.session_recv_credit <= c.session_window);
         for &(id, _) in &self.held {
-            if let Some((buffered, size)) = self.core.stream_recv_state(id) {
+            if let Some(braid::proto::StreamRecv {
+                buffered,
+                window: size,
+                ..
+            }) = self.core.stream_recv(id)
+            {
                 assert!(
                     buffered <= size as usize,
                     "stream {id}: {buffered} buffered, window {size}"

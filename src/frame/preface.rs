@@ -27,6 +27,7 @@ pub struct Preface {
 
 /// Why a preface was refused (spec §2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PrefaceError {
     /// Not a braid peer.
     #[error("bad preface magic: peer does not speak braid")]

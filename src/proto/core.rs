@@ -37,6 +37,17 @@ pub enum Role {
     Server,
 }
 
+/// The receive side of one stream ([`Core::stream_recv`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamRecv {
+    /// Bytes received and not yet read by the application.
+    pub buffered: usize,
+    /// The stream's receive window: what the peer may have in flight (spec §7.1, grown by
+    /// §7.4).
+    pub window: u32,
+}
+
 /// A snapshot of a session's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -327,7 +338,7 @@ impl Core {
 
     /// Like [`Core::take_wakers`], but one waker (the common case after a command) comes
     /// out on its own and the core keeps its list's allocation.
-    pub fn take_wakers_few(&mut self) -> (Option<Waker>, Vec<Waker>) {
+    pub(crate) fn take_wakers_few(&mut self) -> (Option<Waker>, Vec<Waker>) {
         self.wake_send_room();
         match self.wake.len() {
             0 => (None, Vec::new()),
@@ -390,11 +401,13 @@ impl Core {
         self.window_growth
     }
 
-    /// Receive-side view of one stream: (bytes buffered, window size). For tests and stats.
-    pub fn stream_recv_state(&self, id: u32) -> Option<(usize, u32)> {
-        self.streams
-            .get(&id)
-            .map(|s| (s.recv_buffered(), s.recv_window.size))
+    /// The receive side of stream `id` (bytes buffered for the application, the window the
+    /// peer was promised), or `None` for a stream the core no longer tracks.
+    pub fn stream_recv(&self, id: u32) -> Option<StreamRecv> {
+        self.streams.get(&id).map(|s| StreamRecv {
+            buffered: s.recv_buffered(),
+            window: s.recv_window.size,
+        })
     }
 
     // ----- opening and accepting (spec §6) -----
@@ -659,10 +672,10 @@ impl Core {
         self.fail(Error::Timeout(kind), goaway);
     }
 
-    /// Test hook: makes the next locally opened id `next` (to reach the end of the id space,
-    /// spec §5.1, without opening two billion streams).
-    #[doc(hidden)]
-    pub fn set_next_local_id_for_tests(&mut self, next: u64) {
+    /// Makes the next locally opened id `next` (to reach the end of the id space, spec §5.1,
+    /// without opening two billion streams): unit tests only.
+    #[cfg(test)]
+    pub(crate) fn set_next_local_id_for_tests(&mut self, next: u64) {
         self.next_local_id = next;
     }
 
@@ -794,5 +807,40 @@ impl Core {
     /// runtime may close the transport.
     pub fn is_finished(&self, transmit_empty: bool) -> bool {
         self.error.is_some() && self.goaway_out.is_none() && transmit_empty
+    }
+}
+
+#[cfg(test)]
+mod id_space_tests {
+    use std::task::{Poll, Waker};
+
+    use super::{Core, Role};
+    use crate::{Config, Error};
+
+    /// Spec §5.1, hostile row 19: the last id (2^32-1 for a client, 2^32-2 for a server)
+    /// opens; the next open fails locally with `StreamIdsExhausted`, and keeps failing, while
+    /// the session itself goes on.
+    #[test]
+    fn the_last_stream_id_opens_and_the_next_open_fails_locally() {
+        let now = std::time::Instant::now();
+        let waker = Waker::noop();
+        for (role, last) in [(Role::Client, u32::MAX), (Role::Server, u32::MAX - 1)] {
+            let mut core = Core::new(role, Config::default(), now);
+            core.handle_preface(&Config::default().preface().encode())
+                .unwrap();
+            core.set_next_local_id_for_tests(last as u64);
+            match core.poll_open(now, waker) {
+                Poll::Ready(Ok(id)) => assert_eq!(id, last, "{role:?}"),
+                other => panic!("{role:?}: the last id must open, got {other:?}"),
+            }
+            for _ in 0..2 {
+                match core.poll_open(now, waker) {
+                    Poll::Ready(Err(Error::StreamIdsExhausted)) => {}
+                    other => panic!("{role:?}: expected StreamIdsExhausted, got {other:?}"),
+                }
+            }
+            assert!(core.error().is_none(), "the session itself is not failed");
+            assert_eq!(core.stats().outbound_streams, 1);
+        }
     }
 }

@@ -20,7 +20,7 @@ mod timers;
 mod transmit;
 mod window;
 
-pub use self::core::{Core, Role, Stats, ACK_DELAY};
+pub use self::core::{Core, Role, Stats, StreamRecv, ACK_DELAY};
 #[cfg(feature = "tracing")] // what the runtime's log reads
 pub(crate) use self::core::{
     Defences, TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS,

@@ -18,6 +18,7 @@ pub struct Credit(u32);
 
 /// A window operation that would leave the allowed range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WindowError {
     /// More bytes than the credit allows.
     Exceeded,
