@@ -8,7 +8,8 @@
 //!
 //! Every byte is checked, and a reset or stopped stream must end in an error, never a clean
 //! end-of-stream. A watchdog (real clock) fails the run when a task makes no progress for
-//! [`HANG`], with both sessions' `stats()` and what every task was doing.
+//! [`HANG`], or no task at all for [`STALL`], with both sessions' `stats()` and what every
+//! task was doing.
 //!
 //! Each run prints its seed; `STRESS_SEED=<seed>` (with `STRESS_WORKERS`, `STRESS_TIGHT=0|1`)
 //! reruns exactly that run, and `STRESS_ROUNDS=<n>` changes the rounds per run.
@@ -32,8 +33,12 @@ use parking_lot::Mutex;
 use support::{braid_err, Rng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A task making no progress for this long (real time) is a hang.
-const HANG: Duration = Duration::from_secs(5);
+/// A task making no progress for this long (real time) is a hang. A lost wake-up stalls a
+/// task for good; a loaded machine only slows it (round trips of seconds were seen with two
+/// soaks beside this test on 2 cores), so one task's limit is generous.
+const HANG: Duration = Duration::from_secs(30);
+/// No task making progress for this long is a hang of the whole session pair.
+const STALL: Duration = Duration::from_secs(10);
 /// Operations per run (all client tasks together), unless `STRESS_ROUNDS` says otherwise.
 const ROUNDS: u64 = 2000;
 /// A run starts no new operation after this long (the slowest chaos settings, 16-byte
@@ -660,10 +665,16 @@ fn run(seed: u64, workers: usize, tight: bool, rounds: u64) {
                 while !sh.stop.load(Ordering::Relaxed) {
                     std::thread::park_timeout(Duration::from_millis(50));
                     let now = sh.t0.elapsed().as_millis() as u64;
-                    let stuck = sh.status.iter().any(|s| {
+                    let idle = |s: &Slot| {
                         let last = s.last.load(Ordering::Relaxed);
-                        last != u64::MAX && now.saturating_sub(last) > HANG.as_millis() as u64
-                    });
+                        (last != u64::MAX).then(|| now.saturating_sub(last))
+                    };
+                    let one_stuck =
+                        (sh.status.iter().filter_map(idle)).any(|ms| ms > HANG.as_millis() as u64);
+                    let all_stuck = (sh.status.iter().filter_map(idle))
+                        .min()
+                        .is_some_and(|ms| ms > STALL.as_millis() as u64);
+                    let stuck = one_stuck || all_stuck;
                     if stuck {
                         let d = dump(&sh, &client, &server);
                         let _ = dtx.send(d);
@@ -722,7 +733,9 @@ fn run(seed: u64, workers: usize, tight: bool, rounds: u64) {
         };
         let result = tokio::select! {
             r = all => r,
-            Ok(d) = drx => Err(format!("HANG: a task made no progress for {HANG:?}\n{d}")),
+            Ok(d) = drx => Err(format!(
+                "HANG: a task made no progress for {HANG:?}, or none did for {STALL:?}\n{d}"
+            )),
             Some(v) = vrx.recv() => Err(format!("server violation: {v}")),
         };
         sh.stop.store(true, Ordering::Relaxed);
