@@ -1,17 +1,18 @@
 //! `braid::rpc` batched sending and message streams: `CallSender::send_all`,
 //! `ServerSender::send_all`, `CallReceiver::messages` / `ServerReceiver::messages`, and
 //! `ServerStream::split`: order, every message whole, errors that stop the batch where
-//! they happened, deadlines while waiting for the source.
+//! they happened, deadlines while waiting for the source; codecs with and without
+//! `Codec::encode_into`, and sending halves re-typed with `with_codec`.
 
 mod rpc_common;
 
 use std::time::Duration;
 
 use braid::rpc::{
-    CallOptions, CallReceiver, CallSender, Client, Code, MetadataMap, SendError, Server,
+    CallOptions, CallReceiver, CallSender, Client, Code, Codec, MetadataMap, SendError, Server,
     ServerStream, Status,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{stream, StreamExt, TryStreamExt};
 use rpc_common::{all_freed, md, start};
 
@@ -334,5 +335,115 @@ async fn client_send_all_waiting_for_its_source_ends_when_the_server_finishes() 
     assert_eq!(rx.recv().await.unwrap(), None);
     assert!(rx.status().unwrap().is_ok());
     drop(rx);
+    all_freed(&c, &s).await;
+}
+
+/// UTF-8 strings, with only `encode` and `decode` (no `encoded_len`): batches encode each
+/// message, then copy it in.
+#[derive(Debug, Clone, Copy)]
+struct Text;
+
+impl Codec for Text {
+    type Encode = String;
+    type Decode = String;
+    fn encode(&mut self, item: String) -> Result<Bytes, Status> {
+        Ok(Bytes::from(item))
+    }
+    fn decode(&mut self, bytes: Bytes) -> Result<String, Status> {
+        String::from_utf8(bytes.to_vec()).map_err(|_| Status::internal("not UTF-8"))
+    }
+}
+
+fn text(i: u32) -> String {
+    format!("{i}:{}", "x".repeat((i as usize * 37) % 700))
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_all_with_a_codec_that_only_encodes_both_ways() {
+    // The server's half is re-typed too: it receives Bytes and answers with Text.
+    let server = Server::new().route("/test.Text/Echo", |s: ServerStream| async move {
+        let (tx, mut rx) = s.split();
+        let mut tx = tx.with_codec(Text);
+        let texts = rx.messages().map(|m| {
+            m.and_then(|b| String::from_utf8(b.to_vec()).map_err(|_| Status::internal("utf-8")))
+        });
+        tx.send_all(texts).await
+    });
+    let (client, c, s) = start(server);
+    let (mut tx, mut rx) = client
+        .with_codec(Text)
+        .call("/test.Text/Echo", MetadataMap::new())
+        .await
+        .unwrap()
+        .split();
+    const COUNT: u32 = 5_000; // ~1.7 MiB: many batches, some waiting for credit
+    let sender = tokio::spawn(async move {
+        tx.send_all(stream::iter((0..COUNT).map(text))).await?;
+        tx.close_send()
+    });
+    let got: Vec<String> = rx.messages().try_collect().await.unwrap();
+    assert_eq!(got.len(), COUNT as usize);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m, &text(i as u32), "message {i}");
+    }
+    sender.await.unwrap().unwrap();
+    drop(rx);
+    all_freed(&c, &s).await;
+}
+
+/// Writes messages in place; a message starting with `fail` is half written, then refused.
+#[derive(Debug, Clone, Copy)]
+struct InPlace;
+
+impl Codec for InPlace {
+    type Encode = &'static [u8];
+    type Decode = Bytes;
+    fn encode(&mut self, item: &'static [u8]) -> Result<Bytes, Status> {
+        Ok(Bytes::from_static(item))
+    }
+    fn encoded_len(&self, item: &&'static [u8]) -> Option<usize> {
+        Some(item.len())
+    }
+    fn encode_into(&mut self, item: &'static [u8], buf: &mut BytesMut) -> Result<(), Status> {
+        if let Some(rest) = item.strip_prefix(b"fail") {
+            buf.extend_from_slice(rest);
+            return Err(Status::invalid_argument("refused midway"));
+        }
+        buf.extend_from_slice(item);
+        Ok(())
+    }
+    fn decode(&mut self, bytes: Bytes) -> Result<Bytes, Status> {
+        Ok(bytes)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_all_encodes_in_place_and_drops_what_a_failed_encode_into_wrote() {
+    static BIG: [u8; 1001] = [7; 1001];
+    let (client, c, s) = start(batch_echo_server());
+    let client = client.max_send_message_size(1000);
+    let (tx, mut rx) = batch_echo_call(&client).await;
+    let mut tx = tx.with_codec(InPlace);
+    // The codec's error: what it appended is dropped, the messages before it go out.
+    let mut source = stream::iter([&b"a"[..], b"bb", b"fail, half written", b"c"]);
+    match tx.send_all(source.by_ref()).await {
+        Err(SendError::Rejected(status)) => assert_eq!(status.code(), Code::InvalidArgument),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(source.next().await, Some(&b"c"[..]));
+    // Over the send limit (by its encoded_len): refused, and the batch is intact.
+    match tx
+        .send_all(stream::iter([&b"dd"[..], &BIG[..], b"e"]))
+        .await
+    {
+        Err(SendError::Rejected(status)) => assert_eq!(status.code(), Code::ResourceExhausted),
+        other => panic!("{other:?}"),
+    }
+    tx.send_all(stream::iter([&b""[..], b"fff"])).await.unwrap();
+    tx.close_send().unwrap();
+    let got: Vec<Bytes> = rx.messages().try_collect().await.unwrap();
+    let want: [&[u8]; 5] = [b"a", b"bb", b"dd", b"", b"fff"];
+    assert_eq!(got, want);
+    drop((tx, rx));
     all_freed(&c, &s).await;
 }

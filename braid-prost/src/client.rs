@@ -1,11 +1,11 @@
 //! [`Grpc`]: the four call kinds with typed messages, for generated clients.
 
-use braid::rpc::{Call, CallOptions, Client, SendError, Status};
-use futures::{Stream, StreamExt};
+use braid::rpc::{Call, CallOptions, CallReceiver, CallSender, Client, SendError, Status};
+use futures::Stream;
 use prost::Message;
 
 use crate::{
-    codec::{encode, ProstCodec},
+    codec::{encode, ProstCodec, ProstEncoder},
     request::{Request, Response},
     streaming::{Sender, Streaming},
 };
@@ -62,9 +62,10 @@ impl Grpc {
         Req: Message,
         Resp: Message + Default + 'static,
     {
-        let (mut call, message) = self.start::<Resp, _>(path, request).await?;
-        let reply = unary_reply(&mut call, encode(&message)).await?;
-        Ok(full_response(&mut call, reply).await)
+        let (call, message) = self.start::<Resp, _>(path, request).await?;
+        let (_tx, mut rx) = send_request(call, encode(&message)).await?;
+        let reply = single_reply(&mut rx).await?;
+        Ok(full_response(&mut rx, reply).await)
     }
 
     /// A unary call returning the message only (no metadata copied).
@@ -77,8 +78,9 @@ impl Grpc {
         Req: Message,
         Resp: Message + Default + 'static,
     {
-        let (mut call, message) = self.start::<Resp, _>(path, request).await?;
-        unary_reply(&mut call, encode(&message)).await
+        let (call, message) = self.start::<Resp, _>(path, request).await?;
+        let (_tx, mut rx) = send_request(call, encode(&message)).await?;
+        single_reply(&mut rx).await
     }
 
     /// A server-streaming call: one request, a [`Streaming`] of responses.
@@ -109,12 +111,14 @@ impl Grpc {
     ) -> Result<Response<Resp>, Status>
     where
         S: Stream<Item = Req> + Send,
-        Req: Message,
+        Req: Message + 'static,
         Resp: Message + Default + 'static,
     {
-        let (mut call, messages) = self.start::<Resp, _>(path, request).await?;
-        let reply = client_streaming_reply(&mut call, messages).await?;
-        Ok(full_response(&mut call, reply).await)
+        let (call, messages) = self.start::<Resp, _>(path, request).await?;
+        let (tx, mut rx) = call.split();
+        let _tx = send_requests(tx, messages).await?;
+        let reply = single_reply(&mut rx).await?;
+        Ok(full_response(&mut rx, reply).await)
     }
 
     /// A client-streaming call returning the message only.
@@ -125,11 +129,13 @@ impl Grpc {
     ) -> Result<Resp, Status>
     where
         S: Stream<Item = Req> + Send,
-        Req: Message,
+        Req: Message + 'static,
         Resp: Message + Default + 'static,
     {
-        let (mut call, messages) = self.start::<Resp, _>(path, request).await?;
-        client_streaming_reply(&mut call, messages).await
+        let (call, messages) = self.start::<Resp, _>(path, request).await?;
+        let (tx, mut rx) = call.split();
+        let _tx = send_requests(tx, messages).await?;
+        single_reply(&mut rx).await
     }
 
     /// A bidirectional call: a typed [`Sender`] for the requests and a [`Streaming`] of the
@@ -140,7 +146,7 @@ impl Grpc {
         request: Request<()>,
     ) -> Result<(Sender<Req, Resp>, Streaming<Resp>), Status>
     where
-        Req: Message,
+        Req: Message + 'static,
         Resp: Message + Default + 'static,
     {
         let (call, ()) = self.start::<Resp, _>(path, request).await?;
@@ -149,11 +155,15 @@ impl Grpc {
     }
 }
 
-/// Sends the one request, half-closes, and reads the one response.
-async fn unary_reply<Resp>(
-    call: &mut Call<ProstCodec<Resp>>,
+/// The halves of a call whose responses decode as `Resp`.
+type Halves<Resp> = (CallSender<ProstCodec<Resp>>, CallReceiver<ProstCodec<Resp>>);
+
+/// Sends the one request and half-closes; the halves, to read the one response (the sender
+/// is kept until then: dropping it early would cancel a call that ended meanwhile).
+async fn send_request<Resp>(
+    mut call: Call<ProstCodec<Resp>>,
     message: bytes::Bytes,
-) -> Result<Resp, Status>
+) -> Result<Halves<Resp>, Status>
 where
     Resp: Message + Default + 'static,
 {
@@ -162,45 +172,48 @@ where
         return Err(status);
     }
     let _ = call.close_send();
-    single_reply(call).await
+    Ok(call.split())
 }
 
-async fn client_streaming_reply<S, Req, Resp>(
-    call: &mut Call<ProstCodec<Resp>>,
+/// Sends the requests of a stream, batched and encoded in place ([`ProstEncoder`]), then
+/// half-closes; the sender, to keep until the response is read.
+async fn send_requests<S, Req, Resp>(
+    tx: CallSender<ProstCodec<Resp>>,
     messages: S,
-) -> Result<Resp, Status>
+) -> Result<CallSender<ProstEncoder<Req>>, Status>
 where
     S: Stream<Item = Req> + Send,
-    Req: Message,
+    Req: Message + 'static,
     Resp: Message + Default + 'static,
 {
-    match call.send_all(messages.map(|m| encode(&m))).await {
+    let mut tx = tx.with_codec(ProstEncoder::<Req>::new());
+    match tx.send_all(messages).await {
         Err(SendError::Rejected(status)) => return Err(status),
         Err(SendError::Ended) => {} // the server ended the call early: recv reports how
         Ok(()) => {
-            let _ = call.close_send();
+            let _ = tx.close_send();
         }
     }
-    single_reply(call).await
+    Ok(tx)
 }
 
 /// The only response of a call whose status must be OK.
-async fn single_reply<Resp>(call: &mut Call<ProstCodec<Resp>>) -> Result<Resp, Status>
+async fn single_reply<Resp>(rx: &mut CallReceiver<ProstCodec<Resp>>) -> Result<Resp, Status>
 where
     Resp: Message + Default + 'static,
 {
-    let reply = call.recv().await?;
-    if call.recv().await?.is_some() {
+    let reply = rx.recv().await?;
+    if rx.recv().await?.is_some() {
         return Err(Status::internal("expected one response, got more"));
     }
     reply.ok_or_else(|| Status::internal("expected one response, got none"))
 }
 
-async fn full_response<Resp>(call: &mut Call<ProstCodec<Resp>>, reply: Resp) -> Response<Resp>
+async fn full_response<Resp>(rx: &mut CallReceiver<ProstCodec<Resp>>, reply: Resp) -> Response<Resp>
 where
     Resp: Message + Default + 'static,
 {
-    let header = call.header().await.cloned().unwrap_or_default();
-    let trailer = call.trailer().cloned().unwrap_or_default();
+    let header = rx.header().await.cloned().unwrap_or_default();
+    let trailer = rx.trailer().cloned().unwrap_or_default();
     Response::from_parts(header, reply, trailer)
 }

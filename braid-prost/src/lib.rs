@@ -7,8 +7,10 @@
 //! every service, so the generated code stays small and the `braid` library itself needs no
 //! protobuf dependency:
 //!
-//! * [`ProstCodec`]: decodes prost messages as a [`braid::rpc::Codec`]; outgoing messages are
-//!   encoded with [`encode`] before they reach braid.
+//! * [`ProstCodec`]: decodes prost messages as a [`braid::rpc::Codec`]. The typed senders
+//!   encode each outgoing message straight into braid's send batch
+//!   ([`Codec::encode_into`](braid::rpc::Codec::encode_into)), so a streamed message costs no
+//!   allocation of its own; [`encode`] gives one message's bytes, for the untyped API.
 //! * [`Request`] and [`Response`]: a message with its metadata (and for a request, a timeout
 //!   on the client and the deadline on the server), shaped like tonic's.
 //! * [`Streaming`]: the messages of a streaming call, on either side; [`Sender`]: the typed

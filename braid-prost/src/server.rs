@@ -5,11 +5,11 @@
 use std::future::Future;
 
 use braid::rpc::{MetadataMap, Server, ServerSender, ServerStream, Status};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use prost::Message;
 
 use crate::{
-    codec::{encode, ProstCodec},
+    codec::{encode, ProstCodec, ProstEncoder},
     request::{Request, Response},
     streaming::Streaming,
 };
@@ -104,19 +104,21 @@ where
     tx.send(encode(&reply)).await
 }
 
-/// Sends a handler's response stream, batched; an `Err` item ends the call with it.
+/// Sends a handler's response stream, batched, each response encoded straight into the
+/// batch ([`ProstEncoder`]); an `Err` item ends the call with it.
 async fn send_stream<Req, Resp, S>(
     mut tx: ServerSender<ProstCodec<Req>>,
     response: Response<S>,
 ) -> Result<(), Status>
 where
     Req: Message + Default + 'static,
-    Resp: Message,
+    Resp: Message + 'static,
     S: Stream<Item = Result<Resp, Status>>,
 {
     let (header, messages, trailer) = response.into_parts();
     set_metadata(&mut tx, header, trailer)?;
-    tx.send_all(messages.map(|m| m.map(|m| encode(&m)))).await
+    let mut tx = tx.with_codec(ProstEncoder::<Resp>::new());
+    tx.send_all(messages).await
 }
 
 /// A unary method: one request, the handler, one response.
@@ -141,7 +143,7 @@ pub async fn server_streaming<Req, Resp, S, F, Fut>(
 ) -> Result<(), Status>
 where
     Req: Message + Default + 'static,
-    Resp: Message,
+    Resp: Message + 'static,
     S: Stream<Item = Result<Resp, Status>>,
     F: FnOnce(Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<S>, Status>>,
@@ -174,7 +176,7 @@ pub async fn streaming<Req, Resp, S, F, Fut>(
 ) -> Result<(), Status>
 where
     Req: Message + Default + 'static,
-    Resp: Message,
+    Resp: Message + 'static,
     S: Stream<Item = Result<Resp, Status>>,
     F: FnOnce(Request<Streaming<Req>>) -> Fut,
     Fut: Future<Output = Result<Response<S>, Status>>,

@@ -1,7 +1,8 @@
 //! Batched sending: the messages of a [`Stream`] that are ready together are encoded back to
 //! back into one buffer of whole MESSAGE records and queued on the braid stream in one write
 //! (spec/RPC.md §1: one frame may carry several records). Per message this costs an encode
-//! and a copy into the buffer, not a lock of the call and of the session. Also the other way
+//! into the buffer ([`Codec::encode_into`]: in place for a codec that implements it, else an
+//! encode and a copy), not a lock of the call and of the session. Also the other way
 //! round: a receiving half's messages as a [`Stream`] ([`messages`]).
 
 use std::{
@@ -17,7 +18,7 @@ use super::{
     codec::Codec,
     io::{RecordWriter, WriteError},
     status::Status,
-    wire::{record_header, Kind},
+    wire::{record_header, Kind, RECORD_HEADER_LEN},
 };
 
 /// Bytes of records gathered before they are queued in one write, like tonic's 32 KiB
@@ -95,19 +96,59 @@ pub(crate) fn encode_message<C: Codec>(
 ) -> Result<Bytes, Status> {
     let body = codec.encode(msg)?;
     if body.len() > max_send {
-        return Err(Status::resource_exhausted(format!(
-            "message of {} bytes is over the {}-byte send limit",
-            body.len(),
-            max_send
-        )));
+        return Err(over_send_limit(body.len(), max_send));
     }
     Ok(body)
 }
 
+/// Appends one MESSAGE record to `buf`: encoded in place by [`Codec::encode_into`] behind a
+/// header written first when the codec knows the length ([`Codec::encoded_len`]), else
+/// encoded by [`Codec::encode`] and copied in. On an error (the codec's, or
+/// `ResourceExhausted` over the send limit) `buf` is left as it was.
+#[inline(always)] // the send loop's per-message step: as when it was written out in place
+pub(crate) fn push_encoded<C: Codec>(
+    codec: &mut C,
+    msg: C::Encode,
+    max_send: usize,
+    buf: &mut BytesMut,
+) -> Result<(), Status> {
+    let Some(len) = codec.encoded_len(&msg) else {
+        let body = encode_message(codec, msg, max_send)?;
+        push_message(buf, &body);
+        return Ok(());
+    };
+    if len > max_send {
+        return Err(over_send_limit(len, max_send));
+    }
+    let start = buf.len();
+    buf.extend_from_slice(&record_header(Kind::Message, len));
+    let written = codec.encode_into(msg, buf);
+    let wrote = buf.len() - start - RECORD_HEADER_LEN;
+    if written.is_err() || wrote != len {
+        buf.truncate(start);
+    }
+    written?;
+    if wrote != len {
+        return Err(Status::internal(format!(
+            "codec wrote {wrote} bytes where encoded_len said {len}"
+        )));
+    }
+    Ok(())
+}
+
 /// Appends one MESSAGE record (header and body) to `buf`.
-pub(crate) fn push_message(buf: &mut BytesMut, body: &[u8]) {
+#[inline(never)]
+fn push_message(buf: &mut BytesMut, body: &[u8]) {
     buf.extend_from_slice(&record_header(Kind::Message, body.len()));
     buf.extend_from_slice(body);
+}
+
+#[cold]
+#[inline(never)]
+fn over_send_limit(len: usize, max_send: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "message of {len} bytes is over the {max_send}-byte send limit"
+    ))
 }
 
 /// A receiving half: `recv` gives `Ok(Some(msg))`, `Ok(None)` at a clean end, or the error

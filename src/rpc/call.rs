@@ -90,11 +90,18 @@ pub struct Call<C: Codec = BytesCodec> {
 /// Dropping it before [`CallSender::close_send`] cancels the call unless it already ended.
 #[derive(Debug)]
 pub struct CallSender<C: Codec = BytesCodec> {
-    writer: RecordWriter,
-    ended: Arc<AtomicBool>,
+    end: SendEnd,
     codec: C,
     max_send: usize,
     deadline: Option<Instant>,
+}
+
+/// A [`CallSender`]'s hold on the call, apart from its codec (so
+/// [`CallSender::with_codec`] can move it): cancels an unfinished call when dropped.
+#[derive(Debug)]
+struct SendEnd {
+    writer: RecordWriter,
+    ended: Arc<AtomicBool>,
 }
 
 /// The receiving half of a [`Call`] (from [`Call::split`]).
@@ -132,8 +139,10 @@ impl<C: Codec> Call<C> {
         );
         Call {
             sender: CallSender {
-                writer: writer.clone(),
-                ended: ended.clone(),
+                end: SendEnd {
+                    writer: writer.clone(),
+                    ended: ended.clone(),
+                },
                 codec: codec.clone(),
                 max_send: limits.max_send.min(u32::MAX as usize),
                 deadline,
@@ -212,7 +221,7 @@ impl<C: Codec> CallSender<C> {
     /// status comes from `recv`. [`SendError::Rejected`] refuses only this message: it is
     /// over the send limit (`ResourceExhausted`) or the codec failed.
     pub async fn send(&mut self, msg: C::Encode) -> Result<(), SendError> {
-        if self.ended.load(Ordering::Acquire) {
+        if self.end.ended.load(Ordering::Acquire) {
             return Err(SendError::Ended);
         }
         let body =
@@ -223,10 +232,10 @@ impl<C: Codec> CallSender<C> {
 
     /// Sends every message of `msgs`, in order, then returns (it does not half-close: call
     /// [`CallSender::close_send`] after it). Messages the stream has ready together are
-    /// encoded into one buffer of up to 32 KiB and queued in one write, so a fast source
-    /// costs far less per message than a `send` each; a message is never held back waiting
-    /// for the next one. Waits as [`CallSender::send`] does, for flow control and for the
-    /// source's next message, both within the call's deadline.
+    /// encoded into one buffer of up to 32 KiB (with [`Codec::encode_into`]) and queued in
+    /// one write, so a fast source costs far less per message than a `send` each; a message
+    /// is never held back waiting for the next one. Waits as [`CallSender::send`] does, for
+    /// flow control and for the source's next message, both within the call's deadline.
     ///
     /// Stops at the first message it can't send: [`SendError::Rejected`] for a message over
     /// the send limit or one the codec refused (the messages before it are sent, the call
@@ -260,13 +269,13 @@ impl<C: Codec> CallSender<C> {
         let mut msgs = pin!(msgs);
         let mut buf = BytesMut::new();
         loop {
-            if self.ended.load(Ordering::Acquire) {
+            if self.end.ended.load(Ordering::Acquire) {
                 return Err(SendError::Ended);
             }
             batch::prepare(&mut buf);
             let (codec, max_send) = (&mut self.codec, self.max_send);
-            let fill = batch::fill(msgs.as_mut(), &self.writer, &mut buf, |msg, buf| {
-                encode_message(codec, msg, max_send).map(|body| batch::push_message(buf, &body))
+            let fill = batch::fill(msgs.as_mut(), &self.end.writer, &mut buf, |msg, buf| {
+                batch::push_encoded(codec, msg, max_send, buf)
             });
             let filled = match self.deadline {
                 None => fill.await,
@@ -298,12 +307,12 @@ impl<C: Codec> CallSender<C> {
         let queued = if expired {
             None
         } else {
-            self.writer.try_write_now(parts)
+            self.end.writer.try_write_now(parts)
         };
         let result = match queued {
             // Room in the send buffer: no timer, no future (the common case).
             Some(r) => r,
-            None => self.within_deadline(self.writer.write(parts)).await?,
+            None => self.within_deadline(self.end.writer.write(parts)).await?,
         };
         self.check_written(result)
     }
@@ -311,7 +320,7 @@ impl<C: Codec> CallSender<C> {
     /// Queues a batch of whole records without copying it, within the deadline.
     async fn write_batch(&self, records: Bytes) -> Result<(), SendError> {
         let result = self
-            .within_deadline(self.writer.write_bytes(records))
+            .within_deadline(self.end.writer.write_bytes(records))
             .await?;
         self.check_written(result)
     }
@@ -353,7 +362,8 @@ impl<C: Codec> CallSender<C> {
     /// The deadline passed: reset the call (`recv` reports `DeadlineExceeded`).
     fn expire(&self) {
         let status = Status::deadline_exceeded("deadline exceeded");
-        self.writer
+        self.end
+            .writer
             .reset(reset_code(Code::DeadlineExceeded), status);
     }
 
@@ -361,7 +371,7 @@ impl<C: Codec> CallSender<C> {
     /// the messages sent so far. Idempotent. Fails with [`SendError::Ended`] if the call is
     /// over.
     pub fn close_send(&mut self) -> Result<(), SendError> {
-        match self.writer.finish() {
+        match self.end.writer.finish() {
             Ok(()) | Err(WriteError::Finished) => Ok(()),
             Err(WriteError::Busy) => {
                 self.cancel_broken_framing();
@@ -374,16 +384,55 @@ impl<C: Codec> CallSender<C> {
     /// An earlier `send` was dropped mid-message: the framing can't be completed.
     fn cancel_broken_framing(&self) {
         let status = Status::cancelled("an earlier send was cancelled in the middle of a message");
-        self.writer.reset(ErrorCode::CANCEL, status);
+        self.end.writer.reset(ErrorCode::CANCEL, status);
     }
 
     /// When the call's deadline passes, if it has one.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
+
+    /// The same sending half with another codec, for sending messages of another type
+    /// (a sending half only encodes, so the codec's `Decode` side does not matter here): the
+    /// call, its state and its limits are unchanged. Typed layers use it to send one message
+    /// type on a call whose codec decodes another.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: braid::rpc::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use braid::rpc::{Codec, MetadataMap, Status};
+    /// use bytes::Bytes;
+    ///
+    /// /// Sends UTF-8 strings.
+    /// #[derive(Debug, Clone, Copy)]
+    /// struct Text;
+    /// impl Codec for Text {
+    ///     type Encode = String;
+    ///     type Decode = Bytes;
+    ///     fn encode(&mut self, item: String) -> Result<Bytes, Status> {
+    ///         Ok(item.into())
+    ///     }
+    ///     fn decode(&mut self, bytes: Bytes) -> Result<Bytes, Status> {
+    ///         Ok(bytes)
+    ///     }
+    /// }
+    /// let (tx, mut rx) = client.call("/chat.Chat/Talk", MetadataMap::new()).await?.split();
+    /// let mut tx = tx.with_codec(Text);
+    /// tx.send("hello".to_owned()).await?;
+    /// tx.close_send()?;
+    /// while let Some(reply) = rx.recv().await? { /* Bytes, through BytesCodec */ }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_codec<D: Codec>(self, codec: D) -> CallSender<D> {
+        CallSender {
+            end: self.end,
+            codec,
+            max_send: self.max_send,
+            deadline: self.deadline,
+        }
+    }
 }
 
-impl<C: Codec> Drop for CallSender<C> {
+impl Drop for SendEnd {
     fn drop(&mut self) {
         if !self.writer.is_open() {
             return;

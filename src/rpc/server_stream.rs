@@ -294,6 +294,18 @@ impl<C: Codec> ServerSender<C> {
         self.deadline
     }
 
+    /// The same answering half with another codec, for responses of another type than the
+    /// route's codec encodes (a sending half only encodes, so the codec's `Decode` side does
+    /// not matter here): the call, its header, trailer and limits are unchanged. As
+    /// [`CallSender::with_codec`](super::CallSender::with_codec) on the client.
+    pub fn with_codec<D: Codec>(self, codec: D) -> ServerSender<D> {
+        ServerSender {
+            call: self.call,
+            codec,
+            deadline: self.deadline,
+        }
+    }
+
     /// Adds header metadata to send later (merged with earlier calls). Fails once the
     /// header was sent, or if the header would exceed the metadata limit.
     pub fn set_header(&mut self, md: MetadataMap) -> Result<(), Status> {
@@ -340,9 +352,9 @@ impl<C: Codec> ServerSender<C> {
 
     /// Sends every message of `msgs` in order (the header first, if not sent yet), then
     /// returns; the status goes out when the handler returns. Messages the stream has ready
-    /// together are encoded into one buffer of up to 32 KiB and queued in one write (a
-    /// message is never held back waiting for the next one), so a fast source costs far
-    /// less per message than a `send` each.
+    /// together are encoded into one buffer of up to 32 KiB (with [`Codec::encode_into`])
+    /// and queued in one write (a message is never held back waiting for the next one), so a
+    /// fast source costs far less per message than a `send` each.
     ///
     /// Stops at the first error and returns it (the messages before it are sent, the rest
     /// of `msgs` is left unread): an `Err` item of `msgs` (e.g. from
@@ -365,9 +377,7 @@ impl<C: Codec> ServerSender<C> {
             batch::prepare(&mut buf);
             let (codec, max_send) = (&mut self.codec, self.call.max_send);
             let filled = batch::fill(msgs.as_mut(), &self.call.writer, &mut buf, |item, buf| {
-                let body = encode_message(codec, item?, max_send)?;
-                batch::push_message(buf, &body);
-                Ok(())
+                batch::push_encoded(codec, item?, max_send, buf)
             })
             .await;
             if !buf.is_empty() {

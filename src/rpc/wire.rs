@@ -272,6 +272,7 @@ impl RecordDecoder {
 ///
 /// # Panics
 /// If `len` exceeds `u32::MAX` (callers check message limits first).
+#[inline]
 pub fn record_header(kind: Kind, len: usize) -> [u8; RECORD_HEADER_LEN] {
     let len = u32::try_from(len).expect("record body over 4 GiB");
     let l = len.to_be_bytes();
