@@ -147,12 +147,10 @@ impl SendStream {
     }
 
     /// Poll form of [`SendStream::send`]: queues a prefix of `bytes` without copying large
-    /// chunks; returns how many bytes were taken.
-    pub(crate) fn poll_send(
-        &mut self,
-        cx: &mut Context<'_>,
-        bytes: &Bytes,
-    ) -> Poll<Result<usize, Error>> {
+    /// chunks and returns how many bytes were taken; `Pending` (woken when there is room)
+    /// while the stream's or the session's send buffer is full. For writing a `Sink` or a
+    /// message layer on top of a stream.
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, bytes: &Bytes) -> Poll<Result<usize, Error>> {
         let r = self
             .shared
             .with(|core| core.poll_write_bytes(self.id, cx.waker(), bytes));
@@ -165,14 +163,31 @@ impl SendStream {
     /// `Ready` with the error a write would get once this half can send no more (the peer
     /// reset the stream or stopped reading, the session ended, or it was finished or reset
     /// here); `Pending` while it can, woken when that changes.
-    pub(crate) fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
         self.shared
             .with(|core| core.poll_send_closed(self.id, cx.waker()))
     }
 
+    /// Waits until this half can send no more and returns why: the peer stopped reading
+    /// (`StreamStopped`) or reset the stream, the session ended, or this side finished
+    /// ([`Error::Finished`]) or reset it. A producer with nothing to send yet can select on
+    /// it to learn that the peer went away.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut tx: braid::SendStream) {
+    /// let why = tx.closed().await;
+    /// println!("stream {} can't send any more: {why}", tx.id());
+    /// # }
+    /// ```
+    pub async fn closed(&mut self) -> Error {
+        poll_fn(|cx| self.poll_closed(cx)).await
+    }
+
     /// Queues all of `parts` at once if the send buffers have room for every byte, else
-    /// nothing (`Ok(false)`); never waits. The RPC layer's fast path for small records.
-    pub(crate) fn try_write_all(&mut self, parts: &[&[u8]]) -> Result<bool, Error> {
+    /// nothing (`Ok(false)`); never waits. A message layer's fast path for small records
+    /// (a header and a body queued together or not at all, so a record is never split by a
+    /// full buffer).
+    pub fn try_write_all(&mut self, parts: &[&[u8]]) -> Result<bool, Error> {
         self.shared.with(|core| core.try_write_all(self.id, parts))
     }
 

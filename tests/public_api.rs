@@ -1,7 +1,10 @@
-//! What the public error API promises a user, without string matching: a write after finish
-//! is a typed [`Error::Finished`], the braid error behind an `io::Error` is one call away
-//! ([`Error::from_io`]), [`Error::is_session_gone`] tells a stream's failure from the
-//! session's, and [`Stream::stop`](braid::Stream::stop) stops the peer's direction only.
+//! What the public stream and error API promises a user (the same surface `braid::rpc` is
+//! built on), without string matching: a write after finish is a typed [`Error::Finished`],
+//! the braid error behind an `io::Error` is one call away ([`Error::from_io`]),
+//! [`Error::is_session_gone`] tells a stream's failure from the session's,
+//! [`Stream::stop`](braid::Stream::stop) stops the peer's direction only,
+//! [`SendStream::closed`](braid::SendStream::closed) completes when the peer stops reading,
+//! and [`SendStream::try_write_all`](braid::SendStream::try_write_all) queues all or nothing.
 
 mod support;
 
@@ -103,4 +106,43 @@ async fn a_closed_session_says_so_and_a_reset_stream_does_not() {
     assert_eq!(closed.caused_by(), Some(Side::Remote));
     let open = client.open().await.unwrap_err();
     assert!(open.is_session_gone(), "{open:?}");
+}
+
+#[tokio::test]
+async fn closed_completes_when_the_peer_stops_reading() {
+    let (client, server) = support::duplex_pair(1 << 20, Config::default(), Config::default());
+    let mut stream = client.open().await.unwrap();
+    stream.write_all(b"hi").await.unwrap();
+    stream.flush().await.unwrap();
+    let (_rx, mut tx) = stream.into_split();
+    let mut accepted = server.accept().await.unwrap();
+
+    // Nothing has happened yet: the future waits.
+    let mut closed = Box::pin(tx.closed());
+    assert!(support::poll_once(&mut closed).await.is_pending());
+
+    accepted.stop(ErrorCode(9));
+    let why = closed.await;
+    assert!(
+        matches!(why, Error::StreamStopped { code } if code == ErrorCode(9)),
+        "{why:?}"
+    );
+}
+
+#[tokio::test]
+async fn try_write_all_queues_every_part_or_none() {
+    let config = Config::default().with_stream_send_buffer(4096);
+    let (client, server) = support::duplex_pair(1 << 20, config.clone(), config);
+    let stream = client.open().await.unwrap();
+    let (_rx, mut tx) = stream.into_split();
+    // Fits: both parts queued together.
+    assert!(tx.try_write_all(&[b"head", b"body"]).unwrap());
+    // More than the stream's send buffer: nothing queued, no error, no wait.
+    let big = vec![0u8; 8192];
+    assert!(!tx.try_write_all(&[b"head", &big]).unwrap());
+    tx.finish().unwrap();
+    let mut accepted = server.accept().await.unwrap();
+    let mut got = Vec::new();
+    accepted.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"headbody");
 }
