@@ -237,7 +237,7 @@ impl<T: Message + 'static, R: Message + Default + 'static> Sender<T, R> {
         self.inner.deadline()
     }
 
-    /// The untyped sending half (messages are [`encode`]d bytes).
+    /// The untyped sending half (messages are [`encode`](crate::encode)d bytes).
     pub fn into_inner(self) -> CallSender<ProstCodec<R>> {
         self.inner.with_codec(ProstCodec::new())
     }

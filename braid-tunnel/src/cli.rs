@@ -1,4 +1,7 @@
 //! The command line: subcommands, flags, and their translation into tunnel options.
+// The flags' doc comments are clap's help text, written for a terminal: `[host:]port` there
+// is a syntax hint, not an intra-doc link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
