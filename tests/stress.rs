@@ -799,13 +799,11 @@ fn scenario(workers: usize) {
 }
 
 #[test]
-#[ignore = "one unexplained client-op failure in about ten runs on 2 cores (session 13): not in the default run until it is chased; run with `cargo test --test stress -- --ignored`"]
 fn stress_2_workers() {
     scenario(2);
 }
 
 #[test]
-#[ignore = "one unexplained client-op failure in about ten runs on 2 cores (session 13): not in the default run until it is chased; run with `cargo test --test stress -- --ignored`"]
 fn stress_4_workers() {
     scenario(4);
 }
