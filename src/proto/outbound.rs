@@ -333,6 +333,10 @@ impl Core {
     fn push_data(&mut self, tx: &mut Transmit, limit: usize) {
         let max_frame = self.peer.map_or(0, |p| p.max_frame_payload).min(QUANTUM);
         let mut turns = self.send_queue.len();
+        // Streams whose bytes wait for session credit alone, in queue order. They keep their
+        // places at the front, but the streams behind them still go: a FIN, a SYN or an ACK
+        // needs no credit, so one starved stream must not hold up another's (spec §7.5).
+        let mut credit_waiters: Vec<u32> = Vec::new();
         while turns > 0 && tx.len() < limit {
             turns -= 1;
             let Some(id) = self.send_queue.pop_front() else {
@@ -362,11 +366,11 @@ impl Core {
             let worth = (buffered as u32).min(self.min_chunk).max(1);
             if buffered > 0 && session_credit < worth && !stream.syn_pending && !stream.ack_pending
             {
-                // Only session credit is missing: keep its place and wait for WINDOW_UPDATE(0).
+                // Only session credit is missing: it keeps its place and waits for
+                // WINDOW_UPDATE(0) (below); the streams behind it are still looked at.
                 stream.in_send_queue = true;
-                self.send_queue.push_front(id);
-                self.waiting_for_session_credit = true;
-                break;
+                credit_waiters.push(id);
+                continue;
             }
             let mut flags = Flags::NONE;
             if stream.syn_pending {
@@ -434,6 +438,16 @@ impl Core {
             if fin {
                 self.after_change(id);
             }
+        }
+        if !credit_waiters.is_empty() {
+            let waiting = credit_waiters.len();
+            for id in credit_waiters.into_iter().rev() {
+                self.send_queue.push_front(id);
+            }
+            // Only streams waiting for session credit are left: nothing to send until a
+            // WINDOW_UPDATE(0) or new work (`wants_transmit` stays false meanwhile, so the
+            // driver doesn't turn for nothing).
+            self.waiting_for_session_credit = self.send_queue.len() == waiting;
         }
     }
 }
