@@ -38,8 +38,15 @@ impl Drop for HttpServer {
 }
 
 impl HttpServer {
-    /// Starts a server on 127.0.0.1 with an ephemeral port.
+    /// Starts a server on 127.0.0.1 with an ephemeral port; it writes a response's head and
+    /// body with separate writes.
     pub async fn start() -> io::Result<HttpServer> {
+        HttpServer::start_with(false).await
+    }
+
+    /// Like [`HttpServer::start`]; with `one_write`, a response of up to 64 KiB goes out in
+    /// one write (head and body together), as servers that gather their output do.
+    pub async fn start_with(one_write: bool) -> io::Result<HttpServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let accepted = Arc::new(AtomicU64::new(0));
@@ -50,7 +57,7 @@ impl HttpServer {
                 tokio::select! {
                     Ok((tcp, _)) = listener.accept() => {
                         count.fetch_add(1, Ordering::SeqCst);
-                        conns.spawn(serve(tcp));
+                        conns.spawn(serve(tcp, one_write));
                     }
                     Some(_) = conns.join_next() => {}
                 }
@@ -64,7 +71,7 @@ impl HttpServer {
     }
 }
 
-async fn serve(tcp: TcpStream) -> io::Result<()> {
+async fn serve(tcp: TcpStream, one_write: bool) -> io::Result<()> {
     let _ = tcp.set_nodelay(true);
     let (rx, mut tx) = tcp.into_split();
     let mut rx = BufReader::new(rx);
@@ -97,8 +104,15 @@ async fn serve(tcp: TcpStream) -> io::Result<()> {
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\n\r\n"
                 );
-                tx.write_all(head.as_bytes()).await?;
-                write_pattern(&mut tx, len).await?;
+                if one_write && len <= 64 * 1024 {
+                    let mut out = Vec::with_capacity(head.len() + len as usize);
+                    out.extend_from_slice(head.as_bytes());
+                    write_pattern(&mut out, len).await?;
+                    tx.write_all(&out).await?;
+                } else {
+                    tx.write_all(head.as_bytes()).await?;
+                    write_pattern(&mut tx, len).await?;
+                }
             }
             None => {
                 tx.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
