@@ -251,11 +251,15 @@ impl Drop for HandlerGuard<'_> {
 }
 
 fn braid_err(e: &io::Error) -> Option<&Error> {
-    e.get_ref().and_then(|e| e.downcast_ref::<Error>())
+    Error::from_io(e)
 }
 
 fn is_reset(e: &io::Error, code: ErrorCode, by: Side) -> bool {
     matches!(braid_err(e), Some(Error::StreamReset { code: c, by: b }) if *c == code && *b == by)
+}
+
+fn is_stopped(e: &io::Error, code: ErrorCode) -> bool {
+    matches!(braid_err(e), Some(Error::StreamStopped { code: c }) if *c == code)
 }
 
 fn is_refused(e: &io::Error) -> bool {
@@ -573,13 +577,16 @@ async fn client_op(
             if let Err(e) = s.shutdown().await {
                 // The server may finish writing and drop or reset the stream before our FIN is
                 // framed (the header is all it needs): then the half-close fails with that
-                // reset, which is the truth, not a fault.
+                // reset, or with the STOP_SENDING(CANCEL) its dropped receive half sends first
+                // (spec §6.5), which is the truth, not a fault.
                 let want = if op == OP_SERVER_DROP {
                     ErrorCode::CANCEL
                 } else {
                     code
                 };
-                if op != OP_RECV && is_reset(&e, want, Side::Remote) {
+                let overtaken =
+                    is_reset(&e, want, Side::Remote) || is_stopped(&e, ErrorCode::CANCEL);
+                if op != OP_RECV && overtaken {
                     st.expected("client's FIN overtaken by the server's drop or reset");
                     return Ok(0);
                 }
