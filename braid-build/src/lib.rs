@@ -9,7 +9,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! braid = "0.1"
+//! braid-mux = "0.1" # the library is `braid` (`use braid::...`)
 //! braid-prost = "0.1" # runtime support of the generated code
 //! prost = "0.14"
 //!

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg braid_loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test -p braid --release --lib loom_tests
+//!     cargo test -p braid-mux --release --lib loom_tests
 //! ```
 //!
 //! The real code runs on loom's primitives ([`super::sync`]): the writer lock and its
