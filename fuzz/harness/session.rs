@@ -33,7 +33,7 @@ use std::{
 
 use braid::{
     frame::{encode_frame, Decoder, Flags, Frame, Preface, HEADER_LEN, MAX_WINDOW, PREFACE_LEN},
-    proto::{Core, Role, Transmit},
+    proto::{Core, Input, Role, Transmit},
     Config, ErrorCode, TimeoutKind,
 };
 use bytes::{Bytes, BytesMut};
@@ -397,7 +397,7 @@ pub struct Harness<'w> {
     waker: Waker,
     read_buf: BytesMut,
     read_closed: bool,
-    decoder: Decoder,
+    input: Input,
     wire: &'w [u8],
     wire_pos: usize,
     held: Vec<(u32, u8)>,
@@ -447,7 +447,14 @@ impl<'w> Harness<'w> {
             Some(Ok(p)) => (p, PREFACE_LEN),
             _ => (knobs.peer_preface(), 0),
         };
-        core.handle_preface(&peer.encode()).expect("valid preface");
+        // The preface goes in through the one input entry point, as everything after it.
+        let mut input = Input::new(&cfg);
+        let mut preface = BytesMut::from(&peer.encode()[..]);
+        core.handle_input(start, &mut input, &mut preface, false);
+        assert!(
+            core.handshake_done() && core.error().is_none(),
+            "valid preface"
+        );
         Harness {
             core,
             cfg: cfg.clone(),
@@ -457,7 +464,7 @@ impl<'w> Harness<'w> {
             waker: Waker::from(Arc::new(Noop)),
             read_buf: BytesMut::new(),
             read_closed: false,
-            decoder: Decoder::new(cfg.max_frame_payload),
+            input,
             wire,
             wire_pos,
             held: Vec::new(),
@@ -738,33 +745,22 @@ impl<'w> Harness<'w> {
         }
     }
 
-    /// `Driver::process_input` with the handshake already done.
+    /// What `Driver::process_input` does: the core's one input entry point.
     fn process_input(&mut self) {
         if self.read_buf.is_empty() && !self.read_closed {
             return;
         }
-        while self.core.can_receive() {
-            match self.decoder.next_header(&mut self.read_buf) {
-                Ok(Some(header)) => {
-                    if self.core.check_header(&header).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => return self.core.handle_decode_error(err),
-            }
-            match self.decoder.next_frame(&mut self.read_buf) {
-                Ok(Some(frame)) => {
-                    self.note_input(&frame);
-                    self.core.handle_frame(self.now, frame);
-                }
-                Ok(None) => break,
-                Err(err) => return self.core.handle_decode_error(err),
-            }
-        }
-        if self.read_closed && self.core.can_receive() {
-            self.core
-                .transport_closed(!self.decoder.at_frame_boundary(&self.read_buf));
+        // The model is updated from the frames the core took, in order, once it took them.
+        let mut taken = Vec::new();
+        self.core.handle_input_observed(
+            self.now,
+            &mut self.input,
+            &mut self.read_buf,
+            self.read_closed,
+            |frame| taken.push(frame.clone()),
+        );
+        for frame in &taken {
+            self.note_input(frame);
         }
     }
 

@@ -636,7 +636,7 @@ impl Core {
     }
 
     /// The peer ended the transport (EOF). `mid_frame`: it stopped inside a frame.
-    pub fn transport_closed(&mut self, mid_frame: bool) {
+    pub(crate) fn transport_closed(&mut self, mid_frame: bool) {
         if self.error.is_some() {
             return;
         }

@@ -30,7 +30,7 @@ impl Core {
     }
 
     /// The peer's 32 preface bytes (spec §2). A bad preface ends the session.
-    pub fn handle_preface(&mut self, bytes: &[u8; PREFACE_LEN]) -> Result<(), Error> {
+    pub(crate) fn handle_preface(&mut self, bytes: &[u8; PREFACE_LEN]) -> Result<(), Error> {
         match Preface::decode(bytes) {
             Ok(peer) => {
                 self.peer = Some(peer);
@@ -49,7 +49,7 @@ impl Core {
     /// peer that is not braid (or speaks another version) is refused at once, not at the
     /// preface timeout (§10 V1, V2 before V4). A wrong prefix ends the session like a bad
     /// preface; `Ok` while the bytes can still begin a valid one.
-    pub fn handle_preface_prefix(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    pub(crate) fn handle_preface_prefix(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if let Some(err) = &self.error {
             return Err(err.clone());
         }
@@ -71,7 +71,7 @@ impl Core {
 
     /// Vets a header before its payload is read (spec §10): flow-control limits are judged
     /// from the length field alone, so a peer can't make us buffer what we would refuse.
-    pub fn check_header(&mut self, header: &Header) -> Result<(), Error> {
+    pub(crate) fn check_header(&mut self, header: &Header) -> Result<(), Error> {
         if header.kind != FrameType::Data || self.error.is_some() {
             return Ok(());
         }
@@ -112,12 +112,12 @@ impl Core {
     }
 
     /// A frame that failed to decode (spec §10).
-    pub fn handle_decode_error(&mut self, err: crate::frame::FrameError) {
+    pub(crate) fn handle_decode_error(&mut self, err: crate::frame::FrameError) {
         self.protocol_error(err.code, err.reason);
     }
 
     /// Applies one frame from the peer.
-    pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
+    pub(crate) fn handle_frame(&mut self, now: Instant, frame: Frame) {
         if self.error.is_some() {
             return;
         }

@@ -1,6 +1,6 @@
 //! The protocol core: sessions, streams, windows and timers as plain Rust with no IO and no
-//! clock (spec §5–§8). Inputs: [`Core::handle_preface`], [`Core::check_header`],
-//! [`Core::handle_frame`], [`Core::handle_timeout`] and application commands (`poll_open`,
+//! clock (spec §5–§8). Inputs: the peer's bytes through [`Core::handle_input`] (the one entry
+//! point for everything the transport delivers), [`Core::handle_timeout`] and application commands (`poll_open`,
 //! `poll_write`, `finish`, `reset`, ...). Outputs: [`Core::poll_transmit`] (bytes for the
 //! transport), [`Core::poll_timeout`] (when to call back), and wakers to wake
 //! ([`Core::take_wakers`]). The tokio runtime in [`crate::Session`] is a thin shell around it;
@@ -13,6 +13,7 @@ mod closed;
 mod core;
 mod idle;
 mod inbound;
+mod input;
 mod outbound;
 mod stream;
 mod stream_ops;
@@ -27,6 +28,7 @@ pub(crate) use self::core::{
 };
 pub(crate) use budget::BudgetShare;
 pub use budget::MemoryBudget;
+pub use input::Input;
 pub use transmit::Transmit;
 pub use window::{Credit, RecvWindow, WindowError};
 

@@ -112,7 +112,24 @@ impl Core {
     }
 
     /// Appends frames to `tx` until it holds about `max_bytes` or nothing is left to send.
+    ///
+    /// Single slot (spec §8.1, L20): while a forced reply (PING reply, refusal) framed by an
+    /// earlier call is still in `tx`, unwritten, this call adds nothing; the reply that waits
+    /// stays in the core, and with it the core takes no input ([`Core::can_receive`]). So a
+    /// peer that sends PINGs or doomed streams but never reads can't make us queue replies
+    /// without bound. A shell whose transport has failed drops `tx`, which frees the slot.
     pub fn poll_transmit(&mut self, now: Instant, tx: &mut Transmit, max_bytes: usize) {
+        let forced = self.pong.is_some() || self.forced_replies > 0;
+        if forced && tx.holds_forced_reply() {
+            return;
+        }
+        self.fill_transmit(now, tx, max_bytes);
+        if forced {
+            tx.mark_forced_reply();
+        }
+    }
+
+    fn fill_transmit(&mut self, now: Instant, tx: &mut Transmit, max_bytes: usize) {
         let start = tx.len();
         if !self.preface_sent {
             self.preface_sent = true;

@@ -17,6 +17,9 @@ pub struct Transmit {
     queue: VecDeque<Bytes>,
     scratch: BytesMut,
     len: usize,
+    /// Queued bytes up to the end of the last forced reply (a PING reply or a refusal) in
+    /// the queue: while any remain unwritten, the core frames no further one (spec §8.1, L20).
+    forced_left: usize,
 }
 
 impl Transmit {
@@ -62,6 +65,17 @@ impl Transmit {
         }
     }
 
+    /// Whether a forced reply queued earlier is still unwritten (spec §8.1, L20): the single
+    /// slot is taken, and [`crate::proto::Core::poll_transmit`] waits for it to free.
+    pub fn holds_forced_reply(&self) -> bool {
+        self.forced_left > 0
+    }
+
+    /// Everything queued so far ends with a forced reply.
+    pub(crate) fn mark_forced_reply(&mut self) {
+        self.forced_left = self.len;
+    }
+
     /// Gives back the queue's allocations if nothing is queued (a quiet session, spec §11
     /// L23); the next frames allocate afresh.
     pub(crate) fn release_memory(&mut self) {
@@ -97,6 +111,7 @@ impl Transmit {
     /// Marks `n` bytes as written.
     pub fn advance(&mut self, mut n: usize) {
         self.len -= n;
+        self.forced_left = self.forced_left.saturating_sub(n);
         while n > 0 {
             let Some(front) = self.queue.front_mut() else {
                 // Into the scratch buffer (written through `contiguous`).
@@ -127,6 +142,7 @@ impl Transmit {
             out.extend_from_slice(&chunk);
         }
         self.len = 0;
+        self.forced_left = 0;
         out
     }
 }

@@ -31,8 +31,7 @@ use super::{
 use crate::{
     config::Config,
     error::TimeoutKind,
-    frame::{Decoder, HEADER_LEN, PREFACE_LEN},
-    proto::Core,
+    proto::{Core, Input},
 };
 
 /// Room a transport read is given once reads come in full; a read goes ahead with at least
@@ -65,7 +64,7 @@ pub struct Driver<T> {
     shared: Arc<Shared>,
     read_buf: BytesMut,
     read_buffers: ReadBuffers,
-    decoder: Decoder,
+    input: Input,
     read_closed: bool,
     timer: Pin<Box<Sleep>>,
     write_timeout: std::time::Duration,
@@ -157,7 +156,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             shared,
             read_buf: BytesMut::new(),
             read_buffers: ReadBuffers::default(),
-            decoder: Decoder::new(config.max_frame_payload),
+            input: Input::new(config),
             read_closed: false,
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             write_timeout: config.write_timeout,
@@ -178,7 +177,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
     /// Reads once from the transport. Returns whether bytes (or EOF/error) arrived.
     fn poll_read_transport(&mut self) -> bool {
-        let needed = self.decoder.bytes_needed(&self.read_buf);
+        let needed = self.input.bytes_needed(&self.read_buf);
         // Grow only when the spare room runs low (not once per small message), into a
         // recycled buffer when streams still hold frames of this one.
         self.read_buffers.make_room(
@@ -214,60 +213,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Whether `read_buf` already holds a whole preface or frame for the core: then the driver
-    /// reads no more, so a peer flooding us can't grow the buffer (spec §8.1, hostile row 1).
+    /// reads no more, so a peer flooding us can't grow the buffer (spec §8.1, L1).
     fn input_ready(&self, handshake_done: bool) -> bool {
-        let buf = &self.read_buf;
-        if !handshake_done {
-            return buf.len() >= PREFACE_LEN;
-        }
-        match self.decoder.pending_header() {
-            Some(h) => !buf.is_empty() && buf.len() >= h.len as usize,
-            None if buf.len() < HEADER_LEN => false,
-            None => {
-                let len = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
-                buf.len() - HEADER_LEN >= len
-            }
-        }
+        self.input.holds_whole_unit(&self.read_buf, handshake_done)
     }
 
     /// Feeds buffered bytes to the core until they run out or the core pauses input.
     fn process_input(&mut self, core: &mut Core, now: Instant) {
-        if !core.handshake_done() {
-            if self.read_buf.len() < PREFACE_LEN {
-                // Spec §2: magic and version are judged as their bytes arrive.
-                if core.handle_preface_prefix(&self.read_buf).is_err() {
-                    return;
-                }
-                if self.read_closed {
-                    core.transport_closed(true);
-                }
-                return;
-            }
-            let mut preface = [0u8; PREFACE_LEN];
-            preface.copy_from_slice(&self.read_buf.split_to(PREFACE_LEN));
-            if core.handle_preface(&preface).is_err() {
-                return;
-            }
-        }
-        while core.can_receive() {
-            match self.decoder.next_header(&mut self.read_buf) {
-                Ok(Some(header)) => {
-                    if core.check_header(&header).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => return core.handle_decode_error(err),
-            }
-            match self.decoder.next_frame(&mut self.read_buf) {
-                Ok(Some(frame)) => core.handle_frame(now, frame),
-                Ok(None) => break,
-                Err(err) => return core.handle_decode_error(err),
-            }
-        }
-        if self.read_closed && core.can_receive() {
-            core.transport_closed(!self.decoder.at_frame_boundary(&self.read_buf));
-        }
+        let eof = self.read_closed;
+        core.handle_input(now, &mut self.input, &mut self.read_buf, eof);
     }
 
     fn wake_all(&mut self) {

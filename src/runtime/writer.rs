@@ -38,8 +38,6 @@ pub(crate) struct Writer {
     pub(crate) stalled_since: Option<Instant>,
     /// Bytes written to the transport so far.
     written: u64,
-    /// `written` once the last forced reply (PING reply, refusal) handed to `tx` is out.
-    forced_until: u64,
     /// The transport failed a write: later bytes are dropped unwritten.
     dead: bool,
     /// A flush returned `Pending` (a buffering transport, or the read half mid-call): the
@@ -65,26 +63,22 @@ impl Writer {
             tx: Transmit::default(),
             stalled_since: None,
             written: 0,
-            forced_until: 0,
             dead: false,
             flush_pending: false,
             failure: None,
         }
     }
 
-    /// Moves what the core has to send into the queue (up to a batch). Single slot (spec
-    /// §8.1, L20): while a forced reply handed over earlier is still unwritten, the core keeps
-    /// the next one, and with it stops taking input. Returns whether anything is queued.
+    /// Moves what the core has to send into the queue (up to a batch); the core applies the
+    /// single-slot rule for forced replies to what this queue still holds (spec §8.1, L20).
+    /// Returns whether anything is queued.
     pub(crate) fn fill(&mut self, core: &mut Core, now: Instant) -> bool {
-        let forced = core.pong.is_some() || core.forced_replies > 0;
-        // A dead writer drops replies unwritten: the slot never frees by writing then, and
-        // input must go on (spec §8.3, V35).
-        let slot_busy = forced && self.written < self.forced_until && !self.dead;
-        if self.tx.len() < WRITE_BATCH && core.wants_transmit() && !slot_busy {
+        if self.dead {
+            // A dead writer drops replies unwritten: input must go on (spec §8.3, V35).
+            self.tx = Transmit::default();
+        }
+        if self.tx.len() < WRITE_BATCH && core.wants_transmit() {
             core.poll_transmit(now, &mut self.tx, WRITE_BATCH);
-            if forced {
-                self.forced_until = self.written + self.tx.len() as u64;
-            }
         }
         !self.tx.is_empty()
     }

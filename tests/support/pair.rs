@@ -15,7 +15,7 @@ use std::{
 
 use braid::{
     frame::{Decoder, Frame, Preface, PREFACE_LEN},
-    proto::{Core, Role, Transmit},
+    proto::{Core, Input, Role, Transmit},
     Config,
 };
 use bytes::{Buf, BytesMut};
@@ -93,7 +93,8 @@ pub struct Endpoint {
     pub core: Core,
     /// Bytes delivered to this end and not yet processed (the socket receive buffer).
     rx: BytesMut,
-    decoder: Decoder,
+    /// The core's input state (the frame in progress).
+    input: Input,
     /// Parses what this end transmits, for the event log (and to check it is valid).
     out_decoder: Decoder,
     out_buf: BytesMut,
@@ -105,7 +106,7 @@ pub struct Endpoint {
 impl Endpoint {
     fn new(role: Role, config: Config, now: Instant, peer_max_frame: u32) -> Endpoint {
         Endpoint {
-            decoder: Decoder::new(config.max_frame_payload),
+            input: Input::new(&config),
             core: Core::new(role, config, now),
             rx: BytesMut::new(),
             out_decoder: Decoder::new(peer_max_frame),
@@ -272,50 +273,21 @@ impl Pair {
     pub fn process(&mut self, end: End) -> bool {
         let now = self.now();
         let ep = &mut self.ends[end.idx()];
-        let start = ep.rx.len();
-        let pending_before = ep.decoder.pending_header().copied();
-        if ep.peer_preface.is_none() {
-            if ep.core.error().is_some() {
-                return false;
-            }
-            if ep.rx.len() < PREFACE_LEN {
-                // As the driver does: magic and version are judged as they arrive (spec §2).
-                let _ = ep.core.handle_preface_prefix(&ep.rx);
-                return false;
-            }
-            let raw: [u8; PREFACE_LEN] = ep.rx[..PREFACE_LEN].try_into().unwrap();
-            ep.rx.advance(PREFACE_LEN);
-            if ep.core.handle_preface(&raw).is_err() {
-                return true;
-            }
+        let before = (ep.rx.len(), ep.input.in_frame());
+        let preface: Option<[u8; PREFACE_LEN]> = (!ep.core.handshake_done())
+            .then(|| ep.rx.get(..PREFACE_LEN)?.try_into().ok())
+            .flatten();
+        // The driver's own entry point: preface, header checks, frames, decode errors and
+        // the single-slot pause, in the driver's order.
+        let events = &mut self.events;
+        ep.core
+            .handle_input_observed(now, &mut ep.input, &mut ep.rx, false, |frame| {
+                events.push(Event::Received(end, frame.clone()));
+            });
+        if let Some(raw) = preface.filter(|_| ep.core.handshake_done()) {
             ep.peer_preface = Some(Preface::decode(&raw).expect("accepted preface decodes"));
         }
-        while ep.core.can_receive() {
-            match ep.decoder.next_header(&mut ep.rx) {
-                Ok(Some(header)) => {
-                    if ep.core.check_header(&header).is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    ep.core.handle_decode_error(err);
-                    break;
-                }
-            }
-            match ep.decoder.next_frame(&mut ep.rx) {
-                Ok(Some(frame)) => {
-                    self.events.push(Event::Received(end, frame.clone()));
-                    ep.core.handle_frame(now, frame);
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    ep.core.handle_decode_error(err);
-                    break;
-                }
-            }
-        }
-        ep.rx.len() != start || ep.decoder.pending_header().copied() != pending_before
+        (ep.rx.len(), ep.input.in_frame()) != before
     }
 
     /// Processes what was delivered on both ends. An end that stops taking input
@@ -331,7 +303,7 @@ impl Pair {
                 let ep = &self.ends[end.idx()];
                 let blocked = ep.core.error().is_none()
                     && !ep.core.can_receive()
-                    && (!ep.rx.is_empty() || ep.decoder.pending_header().is_some());
+                    && (!ep.rx.is_empty() || ep.input.in_frame());
                 if blocked {
                     progress |= self.pump(end) > 0;
                 }
