@@ -63,11 +63,11 @@ fn flow_grow_past_max_grants_only_the_growth() {
 
     let mut w = RecvWindow::new(MAX_WINDOW - 10);
     w.grow(100);
-    assert_eq!((w.size, w.unacked), (MAX_WINDOW, 10));
+    assert_eq!((w.size(), w.unacked()), (MAX_WINDOW, 10));
     w.receive(MAX_WINDOW - 10).unwrap();
     w.consume(MAX_WINDOW - 10);
     assert_eq!(w.take_update(true), Some(MAX_WINDOW));
-    assert_eq!(w.peer_credit.get(), MAX_WINDOW);
+    assert_eq!(w.peer_credit(), MAX_WINDOW);
 }
 
 // ----- frame_decode -----

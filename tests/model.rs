@@ -13,8 +13,7 @@ use bytes::Bytes;
 use proptest::{prelude::*, sample::Index, test_runner::TestCaseError};
 use support::pair::{counting_waker, waker, End, Event, Pair};
 
-const SEND: u8 = 1;
-const RECV: u8 = 2;
+use braid::proto::{HANDLE_RECV as RECV, HANDLE_SEND as SEND};
 
 /// Spec §6.3: a RESET discards the unread data of a receive half that has seen FIN unless
 /// the stream was already closed on the wire (see
@@ -1138,7 +1137,7 @@ fn stop_before_syn_keeps_syns_in_id_order() {
     let first = open(&mut pair, End::Client);
     let second = open(&mut pair, End::Client);
     let now = pair.now();
-    pair.core(End::Client).release(now, second, 2); // drops the read half: STOP_SENDING
+    pair.core(End::Client).release(now, second, RECV); // drops the read half: STOP_SENDING
     pair.deliver_all();
     no_errors(&pair);
     let syns: Vec<u32> = pair

@@ -124,9 +124,9 @@ impl WindowModel {
         Some(inc)
     }
     fn matches(&self, w: &RecvWindow) -> bool {
-        w.size as u64 == self.size
-            && w.peer_credit.get() as u64 == self.credit
-            && w.unacked as u64 == self.unacked
+        w.size() as u64 == self.size
+            && w.peer_credit() as u64 == self.credit
+            && w.unacked() as u64 == self.unacked
     }
 }
 
@@ -259,15 +259,15 @@ pub fn run(ops: &[Op]) {
             raw_model.matches(&raw),
             "raw window {raw:?} != model {raw_model:?}"
         );
-        assert!(raw.peer_credit.get() <= MAX_WINDOW);
+        assert!(raw.peer_credit() <= MAX_WINDOW);
         assert!(
             used_model.matches(&used),
             "used window {used:?} != model {used_model:?}"
         );
-        assert!(used.peer_credit.get() <= MAX_WINDOW);
+        assert!(used.peer_credit() <= MAX_WINDOW);
         assert_eq!(
-            used.peer_credit.get() as u64 + buffered + used.unacked as u64,
-            used.size as u64,
+            used.peer_credit() as u64 + buffered + used.unacked() as u64,
+            used.size() as u64,
             "peer_credit + buffered ({buffered}) + unacked != size in {used:?}"
         );
     }

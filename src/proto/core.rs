@@ -155,82 +155,82 @@ pub(crate) struct PingState {
 /// The IO-free protocol state of one session. See the [module docs](super).
 #[derive(Debug)]
 pub struct Core {
-    pub(crate) role: Role,
-    pub(crate) config: Config,
+    pub(super) role: Role,
+    pub(super) config: Config,
     /// When the session started (the peer's preface is due within the keepalive timeout).
-    pub(crate) started: Instant,
+    pub(super) started: Instant,
     /// Smallest DATA frame worth sending when more is buffered: a quarter of the peer's
     /// initial window, at most 4 KiB (set from the peer's preface).
-    pub(crate) min_chunk: u32,
-    pub(crate) peer: Option<Preface>,
-    pub(crate) preface_sent: bool,
+    pub(super) min_chunk: u32,
+    pub(super) peer: Option<Preface>,
+    pub(super) preface_sent: bool,
     /// Boxed: the table then holds 16 bytes per slot, so its spare capacity (a hash table
     /// is 44-87 % full) costs little; an idle stream costs ~400 B both ends (§11, row 8).
-    pub(crate) streams: HashMap<u32, Box<Stream>, IdBuildHasher>,
-    pub(crate) next_local_id: u64,
-    pub(crate) last_peer_id: u32,
-    pub(crate) outbound_live: u32,
-    pub(crate) inbound_live: u32,
-    pub(crate) unacked_opens: u32,
+    pub(super) streams: HashMap<u32, Box<Stream>, IdBuildHasher>,
+    pub(super) next_local_id: u64,
+    pub(super) last_peer_id: u32,
+    pub(super) outbound_live: u32,
+    pub(super) inbound_live: u32,
+    pub(super) unacked_opens: u32,
     /// Ids of inbound streams waiting for `accept`, in arrival order. A stream the peer reset
     /// meanwhile stays as a tombstone (its id, no longer in `streams`) until `poll_accept`
     /// walks past it; `unaccepted_resets` counts them (spec §11 L17).
-    pub(crate) backlog: VecDeque<u32>,
-    pub(crate) send_queue: VecDeque<u32>,
-    pub(crate) update_queue: VecDeque<u32>,
+    pub(super) backlog: VecDeque<u32>,
+    pub(super) send_queue: VecDeque<u32>,
+    pub(super) update_queue: VecDeque<u32>,
     /// RESET and STOP_SENDING frames to send.
-    pub(crate) control: VecDeque<Frame>,
+    pub(super) control: VecDeque<Frame>,
     /// Of `control`, replies the peer forced (refusals): while any is unsent we stop reading.
-    pub(crate) forced_replies: usize,
-    pub(crate) pong: Option<u64>,
-    pub(crate) ping: PingState,
-    pub(crate) goaway_out: Option<Frame>,
-    pub(crate) goaway_sent: Option<ErrorCode>,
+    pub(super) forced_replies: usize,
+    pub(super) pong: Option<u64>,
+    pub(super) ping: PingState,
+    pub(super) goaway_out: Option<Frame>,
+    pub(super) goaway_sent: Option<ErrorCode>,
     /// The last_stream_id of the GOAWAYs sent so far (spec §8.2: it never increases).
-    pub(crate) goaway_last: Option<u32>,
-    pub(crate) goaway_recv: Option<(u32, ErrorCode)>,
+    pub(super) goaway_last: Option<u32>,
+    pub(super) goaway_recv: Option<(u32, ErrorCode)>,
     /// Why the session ended; set once.
-    pub(crate) error: Option<Error>,
-    pub(crate) session_send_credit: Credit,
+    pub(super) error: Option<Error>,
+    pub(super) session_send_credit: Credit,
     /// The send queue's head waits for session credit (a WINDOW_UPDATE(0)): until it comes
     /// or new work is queued, the send queue gives the driver nothing to do. Without it a
     /// peer that withholds session credit kept the driver turning at full speed.
-    pub(crate) waiting_for_session_credit: bool,
-    pub(crate) session_recv: RecvWindow,
+    pub(super) waiting_for_session_credit: bool,
+    pub(super) session_recv: RecvWindow,
     /// This session's account with a shared memory budget, if any (spec §7.6).
-    pub(crate) budget: Option<super::BudgetShare>,
+    pub(super) budget: Option<super::BudgetShare>,
     /// A session update the budget could not cover is tried again then (§7.6).
-    pub(crate) budget_retry_at: Option<Instant>,
+    pub(super) budget_retry_at: Option<Instant>,
     /// The wait before the next retry (doubles while the budget stays spent).
-    pub(crate) budget_backoff: Duration,
-    pub(crate) recv_buffered: usize,
-    pub(crate) send_buffered: usize,
+    pub(super) budget_backoff: Duration,
+    pub(super) recv_buffered: usize,
+    pub(super) send_buffered: usize,
     /// Receive-window growth of all streams in the map together, within the growth budget
     /// `session_window - 16 * initial_stream_window` (spec §7.4, §7.5).
-    pub(crate) window_growth: u64,
+    pub(super) window_growth: u64,
     /// Which stream DATA arrived on lately: whether a stream shares the link (spec §7.4).
-    pub(crate) data_activity: super::activity::DataActivity,
-    pub(crate) closed: RecentlyClosed,
-    pub(crate) open_timers: VecDeque<(Instant, u32)>,
-    pub(crate) linger_timers: VecDeque<(Instant, u32)>,
+    pub(super) data_activity: super::activity::DataActivity,
+    pub(super) closed: RecentlyClosed,
+    pub(super) open_timers: VecDeque<(Instant, u32)>,
+    pub(super) linger_timers: VecDeque<(Instant, u32)>,
     /// Accepted streams whose ACK waits to ride on their first frame, until when (§6.1).
-    pub(crate) ack_timers: VecDeque<(Instant, u32)>,
-    pub(crate) wake: Vec<Waker>,
+    pub(super) ack_timers: VecDeque<(Instant, u32)>,
+    pub(super) wake: Vec<Waker>,
     /// Empty byte queues for the next stream that receives or queues bytes.
-    pub(crate) queue_pool: QueuePool,
-    pub(crate) accept_waiters: Waiters,
-    pub(crate) open_waiters: Waiters,
+    pub(super) queue_pool: QueuePool,
+    pub(super) accept_waiters: Waiters,
+    pub(super) open_waiters: Waiters,
     /// Writers waiting for room in the session send buffer (spec §11 L9).
-    pub(crate) send_room_waiters: Waiters,
-    pub(crate) local_resets: u32,
-    pub(crate) unaccepted_resets: u32,
-    pub(crate) empty_frames: u32,
-    pub(crate) bytes_sent: u64,
-    pub(crate) bytes_received: u64,
-    pub(crate) frames_sent: u64,
-    pub(crate) frames_received: u64,
+    pub(super) send_room_waiters: Waiters,
+    pub(super) local_resets: u32,
+    pub(super) unaccepted_resets: u32,
+    pub(super) empty_frames: u32,
+    pub(super) bytes_sent: u64,
+    pub(super) bytes_received: u64,
+    pub(super) frames_sent: u64,
+    pub(super) frames_received: u64,
     /// Streams refused or reset by a defence, for the runtime's log.
-    pub(crate) defences: Defences,
+    pub(super) defences: Defences,
 }
 
 impl Core {
@@ -381,7 +381,7 @@ impl Core {
             recv_buffered: self.recv_buffered,
             send_buffered: self.send_buffered,
             session_send_credit: self.session_send_credit.get(),
-            session_recv_credit: self.session_recv.peer_credit.get(),
+            session_recv_credit: self.session_recv.peer_credit(),
             bytes_sent: self.bytes_sent,
             bytes_received: self.bytes_received,
             frames_sent: self.frames_sent,
@@ -406,7 +406,7 @@ impl Core {
     pub fn stream_recv(&self, id: u32) -> Option<StreamRecv> {
         self.streams.get(&id).map(|s| StreamRecv {
             buffered: s.recv_buffered(),
-            window: s.recv_window.size,
+            window: s.recv_window.size(),
         })
     }
 
@@ -672,6 +672,37 @@ impl Core {
         self.fail(Error::Timeout(kind), goaway);
     }
 
+    /// The code of the last GOAWAY this end queued, if any ([`Core::goaway_queued`]: not
+    /// framed yet). The runtime's log reads it.
+    pub(crate) fn goaway_sent(&self) -> Option<ErrorCode> {
+        self.goaway_sent
+    }
+
+    /// Whether a GOAWAY waits to be framed by [`Core::poll_transmit`].
+    pub(crate) fn goaway_queued(&self) -> bool {
+        self.goaway_out.is_some()
+    }
+
+    /// The peer's GOAWAY: its last stream id and code.
+    pub(crate) fn goaway_received(&self) -> Option<(u32, ErrorCode)> {
+        self.goaway_recv
+    }
+
+    /// What the defences refused or reset so far (the runtime's log compares turns).
+    pub(crate) fn defences(&self) -> &Defences {
+        &self.defences
+    }
+
+    /// Whether session credit waits for a spent memory budget (spec §7.6).
+    pub(crate) fn budget_spent(&self) -> bool {
+        self.budget_retry_at.is_some()
+    }
+
+    /// Streams not yet closed, both directions (spec §6.5).
+    pub(crate) fn live_streams(&self) -> u32 {
+        self.inbound_live + self.outbound_live
+    }
+
     /// Makes the next locally opened id `next` (to reach the end of the id space, spec §5.1,
     /// without opening two billion streams): unit tests only.
     #[cfg(test)]
@@ -730,11 +761,8 @@ impl Core {
     pub(crate) fn release_window_growth(&mut self, id: u32) {
         let initial = self.config.initial_stream_window;
         if let Some(stream) = self.streams.get_mut(&id) {
-            let grown = stream.recv_window.size - initial;
-            if grown > 0 {
-                stream.recv_window.size = initial;
-                self.window_growth -= u64::from(grown);
-            }
+            let grown = stream.recv_window.give_back_growth(initial);
+            self.window_growth -= u64::from(grown);
         }
     }
 
@@ -769,7 +797,7 @@ impl Core {
             let stream = self.streams.remove(&id).expect("present");
             // Its growth returns to the budget (spec §7.4).
             self.window_growth -=
-                u64::from(stream.recv_window.size - self.config.initial_stream_window);
+                u64::from(stream.recv_window.size() - self.config.initial_stream_window);
             let dropped = stream.recv_buffered();
             self.recv_buffered -= dropped;
             self.bytes_consumed(dropped);

@@ -34,7 +34,8 @@ impl Core {
         match Preface::decode(bytes) {
             Ok(peer) => {
                 self.peer = Some(peer);
-                self.min_chunk = (peer.initial_stream_window / 4).min(4096);
+                self.min_chunk =
+                    super::window::update_threshold(peer.initial_stream_window).min(4096);
                 self.session_send_credit =
                     super::Credit::new(peer.session_window).unwrap_or_default();
                 self.open_waiters.drain_into(&mut self.wake);
@@ -75,7 +76,7 @@ impl Core {
         if header.kind != FrameType::Data || self.error.is_some() {
             return Ok(());
         }
-        if header.len > self.session_recv.peer_credit.get() {
+        if header.len > self.session_recv.peer_credit() {
             return self.reject(
                 ErrorCode::FLOW_CONTROL_ERROR,
                 "data beyond the session window",
@@ -90,7 +91,7 @@ impl Core {
             }
         } else if let Some(stream) = self.streams.get(&header.stream) {
             if matches!(stream.recv, RecvState::Open | RecvState::Stopped(_))
-                && header.len > stream.recv_window.peer_credit.get()
+                && header.len > stream.recv_window.peer_credit()
             {
                 return self.reject(
                     ErrorCode::FLOW_CONTROL_ERROR,

@@ -29,6 +29,7 @@ pub(crate) use self::core::{
 pub(crate) use budget::BudgetShare;
 pub use budget::MemoryBudget;
 pub use input::Input;
+pub use stream::{HANDLE_RECV, HANDLE_SEND};
 pub use transmit::Transmit;
 pub use window::{Credit, RecvWindow, WindowError};
 

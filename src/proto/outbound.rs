@@ -104,11 +104,8 @@ impl Core {
     /// soon as anything was consumed while the peer's remaining credit is under a quarter
     /// (so stalled streams holding most of the window can't starve the others).
     fn session_update_due(&self) -> bool {
-        let quarter = (self.session_recv.size / 4).max(1);
         // While a memory budget is spent, the update waits for the retry (§7.6).
-        self.budget_retry_at.is_none()
-            && (self.session_recv.unacked >= quarter
-                || (self.session_recv.unacked > 0 && self.session_recv.peer_credit.get() < quarter))
+        self.budget_retry_at.is_none() && self.session_recv.update_due()
     }
 
     /// Appends frames to `tx` until it holds about `max_bytes` or nothing is left to send.
@@ -184,11 +181,11 @@ impl Core {
             self.push_frame(tx, &frame);
         }
         if self.session_update_due() {
-            let want = self.session_recv.unacked;
+            let want = self.session_recv.unacked();
             let grant = match &mut self.budget {
                 // Spec §7.6: beyond the floor and the promise, only what the budget gives.
                 Some(share) => {
-                    let exposure = self.session_recv.size - want;
+                    let exposure = self.session_recv.size() - want;
                     share.grant(u64::from(exposure), u64::from(want)) as u32
                 }
                 None => want,
@@ -274,15 +271,15 @@ impl Core {
             let w = &mut stream.recv_window;
             // A spent memory budget stops window growth (§7.6).
             let tight = self.budget.as_ref().is_some_and(|b| b.budget().is_tight());
-            if let Some(rtt) = rtt.filter(|_| w.size < max_window && !tight) {
+            if let Some(rtt) = rtt.filter(|_| w.size() < max_window && !tight) {
                 let since = now.saturating_duration_since(stream.last_grant);
                 let shared = self.data_activity.shared_with_others(id, now);
                 if let Some(target) =
-                    grown_window(w.size, w.unacked, since, rtt, stream.updated, shared)
+                    grown_window(w.size(), w.unacked(), since, rtt, stream.updated, shared)
                 {
                     let extra = target
                         .min(max_window)
-                        .saturating_sub(w.size)
+                        .saturating_sub(w.size())
                         .min(growth_step_cap(budget, self.window_growth));
                     if extra > 0 {
                         w.grow(extra);

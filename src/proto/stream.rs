@@ -36,9 +36,11 @@ pub(crate) enum RecvState {
     Aborted(Error),
 }
 
-/// Which application handles still refer to a stream.
-pub(crate) const HANDLE_SEND: u8 = 1;
-pub(crate) const HANDLE_RECV: u8 = 2;
+/// The send half in a mask of stream halves ([`super::Core::release`]): the only definition,
+/// used by the runtime's handles and the tests alike.
+pub const HANDLE_SEND: u8 = 1;
+/// The receive half in a mask of stream halves ([`super::Core::release`]).
+pub const HANDLE_RECV: u8 = 2;
 
 #[derive(Debug)]
 pub(crate) struct Stream {

@@ -360,7 +360,8 @@ impl Core {
             .push_back(Frame::StopSending { stream: id, code });
     }
 
-    /// The application dropped the handle(s) in `halves` (`1` send, `2` receive, `3` both).
+    /// The application dropped the handle(s) in `halves`: [`HANDLE_SEND`], [`HANDLE_RECV`] or
+    /// both (`HANDLE_SEND | HANDLE_RECV`).
     /// An unfinished send half resets the stream with CANCEL (nothing is silently
     /// truncated); an unread receive half sends STOP_SENDING(CANCEL). The stream is freed
     /// once closed on the wire, or after `linger_timeout`.

@@ -57,14 +57,23 @@ impl Credit {
 /// Invariant: `peer_credit + buffered + unacked == size` where `buffered` is what the
 /// receiver holds unread (tracked by its owner), so a peer can never make us hold more than
 /// `size` bytes.
+///
+/// The fields are private so the invariant holds by construction: they change only through
+/// the methods below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvWindow {
-    /// The window's current size (the most the peer may have outstanding).
-    pub size: u32,
-    /// Credit the peer still has.
-    pub peer_credit: Credit,
-    /// Consumed bytes not yet granted back.
-    pub unacked: u32,
+    size: u32,
+    peer_credit: Credit,
+    unacked: u32,
+}
+
+/// Spec §7.3: credit is granted back once the consumed, not yet granted bytes reach
+/// `size / UPDATE_DIVISOR` (a quarter of the window), so small reads share one update.
+pub(crate) const UPDATE_DIVISOR: u32 = 4;
+
+/// The update threshold of a window of `size` bytes (spec §7.3): a quarter, at least 1.
+pub(crate) fn update_threshold(size: u32) -> u32 {
+    (size / UPDATE_DIVISOR).max(1)
 }
 
 impl RecvWindow {
@@ -77,6 +86,37 @@ impl RecvWindow {
         }
     }
 
+    /// The window's current size: the most the peer may have outstanding.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Credit the peer still has.
+    pub fn peer_credit(&self) -> u32 {
+        self.peer_credit.get()
+    }
+
+    /// Consumed bytes not yet granted back.
+    pub fn unacked(&self) -> u32 {
+        self.unacked
+    }
+
+    /// Whether an update is due at the threshold (spec §7.3): a quarter of the window was
+    /// consumed, or something was while the peer's remaining credit is under a quarter.
+    pub fn update_due(&self) -> bool {
+        let threshold = update_threshold(self.size);
+        self.unacked >= threshold || (self.unacked > 0 && self.peer_credit.get() < threshold)
+    }
+
+    /// Shrinks the window of a stream that takes no more DATA back to `initial` (its growth
+    /// returns to the session's budget, spec §7.4); returns by how much it shrank. The
+    /// credit the peer holds is left alone: nothing more is accepted on the stream anyway.
+    pub(crate) fn give_back_growth(&mut self, initial: u32) -> u32 {
+        let grown = self.size.saturating_sub(initial);
+        self.size -= grown;
+        grown
+    }
+
     /// The peer sent `n` bytes (spec §7: beyond the credit is a FLOW_CONTROL_ERROR).
     pub fn receive(&mut self, n: u32) -> Result<(), WindowError> {
         self.peer_credit.spend(n)
@@ -86,7 +126,7 @@ impl RecvWindow {
     /// amount reached a quarter of the window (spec §7.3), so small reads share one update.
     pub fn consume(&mut self, n: u32) -> bool {
         self.unacked = self.unacked.saturating_add(n);
-        self.unacked >= (self.size / 4).max(1)
+        self.unacked >= update_threshold(self.size)
     }
 
     /// Grows the window by `extra` bytes (auto-tuning, spec §7.4); the growth is granted with
@@ -113,7 +153,7 @@ impl RecvWindow {
 
     /// The pending increment, if it is worth a frame (or `force`d and non-zero).
     pub fn take_update(&mut self, force: bool) -> Option<u32> {
-        let threshold = (self.size / 4).max(1);
+        let threshold = update_threshold(self.size);
         if self.unacked == 0 || (!force && self.unacked < threshold) {
             return None;
         }
@@ -128,6 +168,28 @@ impl RecvWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_update_threshold_is_a_quarter_and_at_least_one_byte() {
+        assert_eq!(update_threshold(1000), 250);
+        assert_eq!(update_threshold(1003), 250);
+        assert_eq!(update_threshold(3), 1);
+        assert_eq!(update_threshold(0), 1);
+        // The peer holds plenty of credit: due at a quarter consumed.
+        let mut w = RecvWindow::new(64);
+        w.receive(10).unwrap();
+        assert!(!w.consume(10));
+        assert!(!w.update_due());
+        assert!(w.consume(6));
+        assert!(w.update_due());
+        // The peer has less than a quarter left: any consumption is due at once.
+        let mut w = RecvWindow::new(64);
+        w.receive(64).unwrap();
+        assert!(!w.consume(15));
+        assert!(w.update_due());
+        assert_eq!(w.take_update_up_to(u32::MAX), Some(15));
+        assert!(!w.update_due());
+    }
 
     #[test]
     fn grant_and_spend_stay_in_range() {
@@ -149,7 +211,7 @@ mod tests {
         assert_eq!(w.take_update(false), None);
         assert!(w.consume(1));
         assert_eq!(w.take_update(false), Some(250));
-        assert_eq!(w.peer_credit.get(), 250);
+        assert_eq!(w.peer_credit(), 250);
         assert!(!w.consume(5));
         assert_eq!(w.take_update(true), Some(5));
     }

@@ -209,7 +209,7 @@ impl Shared {
         };
         let (mut wakers, queued, now) = {
             let mut inner = self.inner.lock();
-            if inner.core.inbound_live + inner.core.outbound_live > INLINE_MAX_STREAMS {
+            if inner.core.live_streams() > INLINE_MAX_STREAMS {
                 return; // busy session: the driver batches everyone's frames
             }
             if writer.tx.is_empty() && !inner.core.wants_transmit() {

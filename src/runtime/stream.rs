@@ -14,10 +14,11 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{now, shared::Shared};
-use crate::{error::Error, frame::ErrorCode};
-
-const HANDLE_SEND: u8 = 1;
-const HANDLE_RECV: u8 = 2;
+use crate::{
+    error::Error,
+    frame::ErrorCode,
+    proto::{HANDLE_RECV, HANDLE_SEND},
+};
 
 /// A bidirectional stream: tokio [`AsyncRead`] + [`AsyncWrite`].
 ///

@@ -81,11 +81,11 @@ mod imp {
             if !tracing::level_enabled!(Level::WARN) {
                 return; // no subscriber (or all of them off): one load of the global filter
             }
-            let unchanged = core.goaway_sent == self.goaway_sent
-                && core.goaway_recv == self.goaway_recv
-                && core.defences == self.defences
-                && core.error.is_some() == self.ended
-                && (self.budget_spent || core.budget_retry_at.is_none());
+            let unchanged = core.goaway_sent() == self.goaway_sent
+                && core.goaway_received() == self.goaway_recv
+                && *core.defences() == self.defences
+                && core.error().is_some() == self.ended
+                && (self.budget_spent || !core.budget_spent());
             if !unchanged {
                 self.changed(core);
             }
@@ -94,17 +94,17 @@ mod imp {
         #[cold]
         #[inline(never)]
         fn changed(&mut self, core: &Core) {
-            if core.goaway_recv != self.goaway_recv {
-                if let Some((last_stream, code)) = core.goaway_recv {
+            if core.goaway_received() != self.goaway_recv {
+                if let Some((last_stream, code)) = core.goaway_received() {
                     debug!(target: "braid", %code, last_stream, "GOAWAY received");
                 }
-                self.goaway_recv = core.goaway_recv;
+                self.goaway_recv = core.goaway_received();
             }
-            if core.defences != self.defences {
+            if *core.defences() != self.defences {
                 log_defences(core, &self.defences);
-                self.defences = core.defences;
+                self.defences = *core.defences();
             }
-            if !self.budget_spent && core.budget_retry_at.is_some() {
+            if !self.budget_spent && core.budget_spent() {
                 self.budget_spent = true;
                 info!(
                     target: "braid",
@@ -113,14 +113,14 @@ mod imp {
                 );
             }
             // Logged once framed: the turn's write hands it to the transport.
-            if core.goaway_sent != self.goaway_sent && core.goaway_out.is_none() {
-                if let Some(code) = core.goaway_sent {
+            if core.goaway_sent() != self.goaway_sent && !core.goaway_queued() {
+                if let Some(code) = core.goaway_sent() {
                     debug!(target: "braid", %code, "GOAWAY sent");
                 }
-                self.goaway_sent = core.goaway_sent;
+                self.goaway_sent = core.goaway_sent();
             }
             if !self.ended {
-                if let Some(err) = &core.error {
+                if let Some(err) = core.error() {
                     self.ended = true;
                     log_end(core, err);
                 }
@@ -132,7 +132,7 @@ mod imp {
     /// turn (with how many and the last id), and for the limits the peer ran into, an info event
     /// the first time in the session.
     fn log_defences(core: &Core, old: &Defences) {
-        let (new, config) = (&core.defences, &core.config);
+        let (new, config) = (core.defences(), core.config());
         // (count now, count before, limit, code, what happened, for a limit the peer reached:
         // the setting and its value)
         let kinds = [
@@ -222,7 +222,7 @@ mod imp {
                 limit = limit_of(reason),
                 "session ended: protocol violation by the peer"
             ),
-            Error::Timeout(TimeoutKind::Keepalive) if core.peer.is_none() => warn!(
+            Error::Timeout(TimeoutKind::Keepalive) if !core.handshake_done() => warn!(
                 target: "braid",
                 code = %ErrorCode::TIMEOUT,
                 limit = "L11",
