@@ -8,7 +8,8 @@ use bytes::Bytes;
 
 use super::{
     closed::LateData,
-    core::{Core, TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS},
+    core::Core,
+    stats::{TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS},
     stream::{RecvState, SendState, Stream},
 };
 use crate::{

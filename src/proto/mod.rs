@@ -14,21 +14,27 @@ mod core;
 mod idle;
 mod inbound;
 mod input;
+mod open_accept;
 mod outbound;
+mod ping;
+mod session_end;
+mod stats;
 mod stream;
 mod stream_ops;
 mod timers;
 mod transmit;
+mod waiters;
 mod window;
 
-pub use self::core::{Core, Role, Stats, StreamRecv, ACK_DELAY};
-#[cfg(feature = "tracing")] // what the runtime's log reads
-pub(crate) use self::core::{
-    Defences, TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS,
-};
+pub use self::core::{Core, Role, ACK_DELAY};
 pub(crate) use budget::BudgetShare;
 pub use budget::MemoryBudget;
 pub use input::Input;
+#[cfg(feature = "tracing")] // what the runtime's log reads
+pub(crate) use stats::{
+    Defences, TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS,
+};
+pub use stats::{Stats, StreamRecv};
 pub use stream::{HANDLE_RECV, HANDLE_SEND};
 pub use transmit::Transmit;
 pub use window::{Credit, RecvWindow, WindowError};

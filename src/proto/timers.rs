@@ -154,7 +154,7 @@ impl Core {
         if self.local_resets > self.config.max_local_resets {
             self.protocol_error(
                 ErrorCode::ENHANCE_YOUR_CALM,
-                super::core::TOO_MANY_LOCAL_RESETS,
+                super::stats::TOO_MANY_LOCAL_RESETS,
             );
         }
     }
