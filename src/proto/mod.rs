@@ -17,6 +17,7 @@ mod input;
 mod outbound;
 mod stream;
 mod stream_ops;
+mod stream_state;
 mod timers;
 mod transmit;
 mod window;
@@ -29,6 +30,7 @@ pub(crate) use self::core::{
 pub(crate) use budget::BudgetShare;
 pub use budget::MemoryBudget;
 pub use input::Input;
+pub use stream_state::{RecvHalf, SendHalf};
 pub use transmit::Transmit;
 pub use window::{Credit, RecvWindow, WindowError};
 
