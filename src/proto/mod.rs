@@ -21,6 +21,7 @@ mod session_end;
 mod stats;
 mod stream;
 mod stream_ops;
+mod stream_state;
 mod timers;
 mod transmit;
 mod waiters;
@@ -36,6 +37,7 @@ pub(crate) use stats::{
 };
 pub use stats::{Stats, StreamRecv};
 pub use stream::{HANDLE_RECV, HANDLE_SEND};
+pub use stream_state::{RecvHalf, SendHalf};
 pub use transmit::Transmit;
 pub use window::{Credit, RecvWindow, WindowError};
 
