@@ -1,6 +1,6 @@
 //! Byte queues for one stream direction: chunks kept without copying when large, small
 //! payloads coalesced into one contiguous tail so memory follows bytes, not frame count
-//! (hostile-peer row 8: a flood of 1-byte frames costs bytes, not 1 allocation each).
+//! (spec §12 "data dribble": a flood of 1-byte frames costs bytes, not 1 allocation each).
 
 use std::collections::VecDeque;
 

@@ -1,4 +1,4 @@
-//! Bounded memory of recently closed stream ids (spec §5, hostile-peer row 16): tells a late
+//! Bounded memory of recently closed stream ids (spec §6.6, L18): tells a late
 //! frame the peer could not avoid sending (discard) from one it had no right to send
 //! (`STREAM_CLOSED`). Older ids are forgotten; frames for them are discarded.
 

@@ -17,6 +17,7 @@ use super::{
     ping::PingState,
     stats::Defences,
     stream::Stream,
+    stream_ids::StreamIds,
     waiters::Waiters,
     window::{Credit, RecvWindow},
     IdBuildHasher,
@@ -56,8 +57,7 @@ pub struct Core {
     /// Boxed: the table then holds 16 bytes per slot, so its spare capacity (a hash table
     /// is 44-87 % full) costs little; an idle stream costs ~400 B both ends (§11, row 8).
     pub(super) streams: HashMap<u32, Box<Stream>, IdBuildHasher>,
-    pub(super) next_local_id: u64,
-    pub(super) last_peer_id: u32,
+    pub(super) ids: StreamIds,
     pub(super) outbound_live: u32,
     pub(super) inbound_live: u32,
     pub(super) unacked_opens: u32,
@@ -146,11 +146,7 @@ impl Core {
             peer: None,
             preface_sent: false,
             streams: HashMap::default(),
-            next_local_id: match role {
-                Role::Client => 1,
-                Role::Server => 2,
-            },
-            last_peer_id: 0,
+            ids: StreamIds::new(role),
             outbound_live: 0,
             inbound_live: 0,
             unacked_opens: 0,
@@ -208,7 +204,7 @@ impl Core {
 
     /// Whether `id` is one this side opens (spec §5).
     pub(crate) fn is_local_id(&self, id: u32) -> bool {
-        (id % 2 == 1) == (self.role == Role::Client)
+        self.ids.is_local(id)
     }
 
     /// Why the session ended, once it has.
@@ -225,7 +221,7 @@ impl Core {
     /// without opening two billion streams): unit tests only.
     #[cfg(test)]
     pub(crate) fn set_next_local_id_for_tests(&mut self, next: u64) {
-        self.next_local_id = next;
+        self.ids.set_next_local(next);
     }
 
     // ----- bookkeeping shared by the modules -----
@@ -363,7 +359,7 @@ mod id_space_tests {
     use super::{Core, Role};
     use crate::{Config, Error};
 
-    /// Spec §5.1, hostile row 19: the last id (2^32-1 for a client, 2^32-2 for a server)
+    /// Spec §5.1: the last id (2^32-1 for a client, 2^32-2 for a server)
     /// opens; the next open fails locally with `StreamIdsExhausted`, and keeps failing, while
     /// the session itself goes on.
     #[test]

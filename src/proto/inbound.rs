@@ -165,12 +165,7 @@ impl Core {
     /// A frame for an id not in the table: never opened (error), or closed (spec §5).
     /// Returns `true` when the frame is to be discarded quietly.
     fn unknown_stream(&mut self, id: u32, is_data: bool) -> bool {
-        let never_opened = if self.is_local_id(id) {
-            id as u64 >= self.next_local_id
-        } else {
-            id > self.last_peer_id
-        };
-        if never_opened {
+        if self.ids.never_opened(id) {
             self.protocol_error(ErrorCode::PROTOCOL_ERROR, "frame on a never-opened stream");
             return false;
         }
@@ -274,17 +269,10 @@ impl Core {
 
     fn on_syn(&mut self, now: Instant, id: u32, flags: Flags, payload: Bytes) {
         let len = payload.len();
-        if self.is_local_id(id) {
-            return self.protocol_error(
-                ErrorCode::PROTOCOL_ERROR,
-                "SYN with this side's stream-id parity",
-            );
-        }
-        if id <= self.last_peer_id {
-            return self.protocol_error(
-                ErrorCode::PROTOCOL_ERROR,
-                "SYN with a stream id not above the last one",
-            );
+        // Checked first, and recorded as the peer's latest id even when the SYN is refused
+        // below (a refused id is still used, spec §5.2).
+        if let Err(bad) = self.ids.peer_opens(id) {
+            return self.protocol_error(ErrorCode::PROTOCOL_ERROR, bad.reason());
         }
         if flags.contains(Flags::ACK) {
             return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SYN and ACK on one frame");
@@ -295,7 +283,6 @@ impl Core {
                 "SYN carries more than the initial stream window",
             );
         }
-        self.last_peer_id = id;
         let backlog_full = self.backlog_len() >= self.config.accept_backlog as usize;
         let d = &mut self.defences;
         let refusal = if self.goaway_sent.is_some() {
@@ -340,7 +327,7 @@ impl Core {
     }
 
     /// A RESET braid itself sends for the peer's doing (refusal, timeout): counted against
-    /// `max_local_resets` (spec §11, hostile-peer row 3) and subject to the single-slot rule.
+    /// `max_local_resets` (spec §11 L16) and subject to the single-slot rule.
     pub(crate) fn send_refusal(&mut self, id: u32, code: ErrorCode) {
         self.local_resets += 1;
         if self.local_resets > self.config.max_local_resets {

@@ -61,7 +61,7 @@ impl Input {
 
     /// Whether `buf` already holds a whole preface (before the handshake) or a whole frame
     /// for the core. A reader that stops reading then keeps a peer that floods us from
-    /// growing the buffer (spec §8.1, L1).
+    /// growing the buffer past one frame (spec §11: one frame of L7).
     pub fn holds_whole_unit(&self, buf: &[u8], handshake_done: bool) -> bool {
         if !handshake_done {
             return buf.len() >= PREFACE_LEN;

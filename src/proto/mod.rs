@@ -20,6 +20,7 @@ mod ping;
 mod session_end;
 mod stats;
 mod stream;
+mod stream_ids;
 mod stream_ops;
 mod stream_state;
 mod timers;

@@ -30,7 +30,7 @@ impl Core {
             self.open_waiters.register(waker);
             return Poll::Pending;
         };
-        if self.next_local_id > u32::MAX as u64 {
+        if self.ids.exhausted() {
             return Poll::Ready(Err(Error::StreamIdsExhausted));
         }
         let max_live = peer
@@ -40,8 +40,7 @@ impl Core {
             self.open_waiters.register(waker);
             return Poll::Pending;
         }
-        let id = self.next_local_id as u32;
-        self.next_local_id += 2;
+        let id = self.ids.allocate().expect("checked: not exhausted");
         let mut stream = Stream::new(
             now,
             peer.initial_stream_window,

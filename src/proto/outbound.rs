@@ -13,15 +13,15 @@ const QUANTUM: u32 = 64 * 1024;
 
 /// Auto-tuning multiplies a window at least by this when its reader keeps up (spec §7.4):
 /// 256 KiB reaches 32 MiB in under 3 round trips instead of 7 by doubling, which on a long
-/// link is most of a transfer's time (measured: long-link 276 -> 385 MiB/s against doubling).
+/// link is most of a transfer's time (the long-link figures: spec/DECISIONS.md).
 const GROWTH_FACTOR: u32 = 8;
 
 /// Links with a round trip at least this long size a growing window from the measured drain
 /// rate; on shorter ones a round trip per eightfold step costs little, and a rate measured
 /// over intervals this short is the reader's copying speed (a window that sat in the socket,
 /// read at once), not the link's: sizing from it inflated windows on loopback, and with them
-/// the bytes queued ahead of other streams' messages (measured: latency-under-load p99 about
-/// 2x worse, bulk about 0.7x).
+/// the bytes queued ahead of other streams' messages, worse latency under load and slower
+/// bulk (spec/DECISIONS.md).
 const LONG_RTT: Duration = Duration::from_millis(1);
 
 /// The most one growth step may add: what is left of the session's growth `budget` (spec
@@ -45,14 +45,14 @@ fn growth_step_cap(budget: u64, used: u64) -> u32 {
 ///   `GROWTH_FACTOR` times. On such a link the window limits one stream only through
 ///   scheduling delays, and many streams' initial windows together already fill it; what
 ///   grown windows add there is bytes queued in the transport ahead of the other streams'
-///   messages (measured, latency-under-load on a shared runtime: p99 ~6 ms -> ~0.65 ms with
-///   windows held at 256 KiB, bulk MiB/s unchanged; bulk-100 unchanged).
+///   messages: holding windows at 256 KiB there cut latency-under-load's p99 about tenfold
+///   with bulk unchanged (spec/DECISIONS.md).
 /// * Long links: if at the drain rate c/t the reader would empty all of the window within
 ///   two round trips, to `GROWTH_FACTOR` times its size or to four bandwidth-delay products
 ///   at that rate if that is more. Four: quarter-window updates need the window to cover the
 ///   BDP plus a quarter plus the update's own trip, and a rate measured over one
-///   window-limited burst underestimates the link (on long-link a 256 KiB burst showed about
-///   half the link's rate). So a burst read much faster than the RTT makes the window jump
+///   window-limited burst underestimates the link (a 256 KiB burst on a long link showed
+///   about half its rate). So a burst read much faster than the RTT makes the window jump
 ///   to what the link holds instead of taking a round trip per eightfold step.
 ///
 /// The caller caps one step at half of the growth budget ([`growth_step_cap`]).
@@ -375,7 +375,7 @@ impl Core {
                 .min(session_credit)
                 .min(max_frame);
             // Session credit too small to be worth a frame gets the same silly-window rule as
-            // stream credit in `wants_send` (hostile row 14: a peer granting WINDOW_UPDATE(0, 1)
+            // stream credit in `wants_send` (spec §7.4.1, §12 "data dribble": a peer granting WINDOW_UPDATE(0, 1)
             // must not get a 1-byte frame per grant).
             let worth = (buffered as u32).min(self.min_chunk).max(1);
             if buffered > 0 && session_credit < worth && !stream.syn_pending && !stream.ack_pending

@@ -27,12 +27,12 @@ impl Core {
         self.check_drained();
     }
 
-    /// The last_stream_id for a GOAWAY: `last_peer_id`, but never above an earlier GOAWAY's
-    /// (SYNs refused after our first GOAWAY still raise `last_peer_id`, spec §5.2, §8.2).
+    /// The last_stream_id for a GOAWAY: the last id the peer opened, but never above an earlier GOAWAY's
+    /// (SYNs refused after our first GOAWAY still raise it, spec §5.2, §8.2).
     fn goaway_last_stream(&mut self) -> u32 {
         let last = match self.goaway_last {
-            Some(last) => last.min(self.last_peer_id),
-            None => self.last_peer_id,
+            Some(last) => last.min(self.ids.last_peer()),
+            None => self.ids.last_peer(),
         };
         self.goaway_last = Some(last);
         last

@@ -7,7 +7,7 @@ use super::buffer::ByteQueue;
 use super::window::{Credit, RecvWindow};
 use crate::{error::Error, frame::ErrorCode};
 
-/// Send half (spec §6.1).
+/// Send half (spec §6.2; [`super::SendHalf`] names its states as the spec does).
 #[derive(Debug, Clone)]
 pub(crate) enum SendState {
     /// The application may write.
@@ -22,7 +22,7 @@ pub(crate) enum SendState {
     Aborted(Error),
 }
 
-/// Receive half (spec §6.2).
+/// Receive half (spec §6.3; [`super::RecvHalf`] names its states as the spec does).
 #[derive(Debug, Clone)]
 pub(crate) enum RecvState {
     /// Bytes may arrive.
@@ -115,7 +115,7 @@ impl Stream {
 
     /// How many bytes the application may queue now: the room left in this stream's send
     /// buffer of `cap` bytes, within the session's `session_room` (spec §11 L8, L9). An error
-    /// once the send half no longer takes writes (spec §6.1).
+    /// once the send half no longer takes writes (spec §6.2).
     pub(crate) fn send_room(&self, cap: usize, session_room: usize) -> Result<usize, Error> {
         match &self.send {
             SendState::Open => Ok(cap.saturating_sub(self.send_buffered()).min(session_room)),
@@ -142,7 +142,7 @@ impl Stream {
 
     /// Has a frame to send: SYN, ACK, a FIN, or data with enough credit. Data waits until
     /// the credit covers `min_chunk` bytes or all that is buffered, so a peer opening its
-    /// window a byte at a time gets no tiny frames back (hostile-peer row 14, like TCP's
+    /// window a byte at a time gets no tiny frames back (spec §7.4.1, like TCP's
     /// silly-window avoidance).
     pub(crate) fn wants_send(&self, min_chunk: u32) -> bool {
         if self.syn_pending || (self.ack_pending && !self.ack_held) {
@@ -220,8 +220,8 @@ impl Stream {
 #[cfg(test)]
 mod size_tests {
     /// Idle streams cost their state only (buffers are allocated when data flows): keep it
-    /// small, the speed issue budgets 512 bytes per stream for both ends together
-    /// (`tests/hostile_memory.rs` measures the whole: 392 bytes with the closed waker's slot).
+    /// small: the per-stream budget is 512 bytes for both ends together, so that 10,000
+    /// idle streams stay cheap (`tests/hostile_memory.rs` measures the whole).
     #[test]
     fn stream_state_stays_small() {
         let size = std::mem::size_of::<super::Stream>();

@@ -29,9 +29,8 @@ const LARGE_COPY_FROM: usize = 16 * 1024;
 /// at once: one round-robin quantum. Past it the writer waits for its queue to drain (each
 /// frame taken wakes it), and its next write finds the queue empty, so it can go straight
 /// to the transport from the caller's buffer ([`Core::take_write_through`]) instead of
-/// being copied. A deeper queue kept every write of a busy session on the copying path
-/// (measured: bulk-100 1.15-1.25x the throughput at 0.85-0.9x the CPU per GiB; DECISIONS,
-/// session 10). Bytes that must wait for the peer's credit anyway are queued up to the
+/// being copied. A deeper queue kept every write of a busy session on the copying path,
+/// which cost bulk-100 throughput and CPU (spec/DECISIONS.md). Bytes that must wait for the peer's credit anyway are queued up to the
 /// whole send buffer, so they go the moment a WINDOW_UPDATE arrives.
 const LARGE_COPY_AHEAD: usize = 64 * 1024;
 
@@ -289,7 +288,7 @@ impl Core {
         }
     }
 
-    /// Half-closes the send direction: FIN follows the buffered bytes (spec §6.1).
+    /// Half-closes the send direction: FIN follows the buffered bytes (spec §6.2).
     /// Idempotent; fails only if the stream was aborted.
     pub fn finish(&mut self, id: u32) -> Result<(), Error> {
         let Some(stream) = self.streams.get_mut(&id) else {

@@ -2,7 +2,7 @@
 //! transport has into the core (unless the core asks to pause, spec §8.1 single-slot rule),
 //! writes what the core has to send in one vectored write, and runs due timers. It never
 //! waits on a stream's reader, and it keeps reading while its writes are blocked, so a peer
-//! that doesn't read can't wedge the session (hostile-peer row 22).
+//! that doesn't read can't wedge the session (spec §12, "internal data buffering"; L13).
 
 use std::{
     future::Future,
@@ -44,9 +44,9 @@ const SMALL_READ: usize = 8 * 1024;
 /// After a write fails, input is still read for up to this long (or until it ends) before
 /// the session fails, so what the peer sent before closing is delivered (spec §8.3).
 const WRITE_FAILURE_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
-/// Loop turns before the driver yields to the scheduler. Measured: 32 turns (each up to a
-/// 512 KiB write batch) let a busy driver hog a worker and doubled CPU per GiB on a shared
-/// runtime; 1 turn cost round-trip latency; 4 is best of those on bulk, msgs and pingpong.
+/// Loop turns before the driver yields to the scheduler. Many turns (each up to a 512 KiB
+/// write batch) let a busy driver hog a worker on a shared runtime; one turn costs round-trip
+/// latency; 4 was the best trade on bulk, msgs and pingpong (figures: spec/DECISIONS.md).
 const TURNS_PER_POLL: usize = 4;
 /// Room for each read that discards input while a closed session drains (spec §8.3).
 const DRAIN_CHUNK: usize = 16 * 1024;
@@ -213,7 +213,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Whether `read_buf` already holds a whole preface or frame for the core: then the driver
-    /// reads no more, so a peer flooding us can't grow the buffer (spec §8.1, L1).
+    /// reads no more, so a peer flooding us can't grow the buffer past one frame (spec §11, L7).
     fn input_ready(&self, handshake_done: bool) -> bool {
         self.input.holds_whole_unit(&self.read_buf, handshake_done)
     }

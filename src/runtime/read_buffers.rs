@@ -4,9 +4,9 @@
 //! until its frames are read. Growing it with `reserve` then allocated a new ~128 KiB
 //! buffer for nearly every read of a bulk transfer, and glibc handed each one back to the
 //! kernel once its frames were gone (an `mmap`ed chunk, or a trimmed heap top): a page
-//! fault and a zeroed page for every 4 KiB read. Measured on bulk-1, shared runtime: that
-//! cost a third of braid's CPU per GiB. Keeping the last few buffers and reusing the first
-//! one whose frames are all gone avoids it.
+//! fault and a zeroed page for every 4 KiB read, a large share of a bulk transfer's CPU
+//! (figures: spec/DECISIONS.md). Keeping the last few buffers and reusing the first one
+//! whose frames are all gone avoids it.
 
 use bytes::BytesMut;
 

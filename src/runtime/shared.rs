@@ -16,9 +16,7 @@ use crate::proto::Core;
 /// Application tasks write their own frames (see [`Shared::flush_inline`]) only while at
 /// most this many streams are open. With one or two conversations, writing inline saves a
 /// task hop per message (latency); with many, leaving the writes to the driver batches
-/// their frames into far fewer system calls. Measured on a shared 2-worker runtime:
-/// open-close-64 +50-90 %, bulk-100 +30 %, RPC unary-64 +30 %, one-stream workloads
-/// unchanged.
+/// their frames into far fewer system calls (the A/B that chose 4: spec/DECISIONS.md).
 const INLINE_MAX_STREAMS: u32 = 4;
 
 /// A write at least this large that finds its send buffer full leaves the session's frames
