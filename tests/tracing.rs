@@ -11,11 +11,19 @@ mod support;
 use std::{
     fmt::Debug,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
-use braid::{frame::ErrorCode, Config, Error, Session};
-use hostile::{quiet, server_and_raw, syn, sync};
-use support::{duplex_pair, raw::RawPeer};
+use braid::{
+    frame::{ErrorCode, Flags, Frame, Preface},
+    Config, Error, Session,
+};
+use hostile::{assert_goaway, client_and_raw, quiet, server_and_raw, syn, sync, until_goaway};
+use support::{
+    duplex_pair, guard,
+    raw::{default_preface, RawPeer},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{
     field::{Field, Visit},
     span, Event, Level, Subscriber,
@@ -263,4 +271,319 @@ async fn backlog_refusals_log_the_limit_once() {
         .map(|e| e.field("streams").unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(refused, 5, "{events:#?}");
+}
+
+/// The events with `message`, asserting each is at `level` (and at no other).
+fn with_message<'a>(events: &'a [Captured], message: &str, level: Level) -> Vec<&'a Captured> {
+    events
+        .iter()
+        .filter(|e| e.message == message)
+        .inspect(|e| assert_eq!(e.level, level, "{e:?}"))
+        .collect()
+}
+
+/// Reads until the session's GOAWAY, asserts its code is ENHANCE_YOUR_CALM, closes the pipe and
+/// waits for the session to end; returns the session's error reason.
+async fn enhance_your_calm(session: &Session, mut peer: RawPeer) -> String {
+    let (goaway, _) = guard("GOAWAY", until_goaway(&mut peer)).await;
+    assert_goaway(&goaway, ErrorCode::ENHANCE_YOUR_CALM);
+    drop(peer); // EOF ends the session's drain
+    match guard("session end", session.closed()).await {
+        Error::Protocol { code, reason } => {
+            assert_eq!(code, ErrorCode::ENHANCE_YOUR_CALM, "{reason}");
+            reason.to_string()
+        }
+        other => panic!("expected Error::Protocol(ENHANCE_YOUR_CALM), got {other:?}"),
+    }
+}
+
+/// The one warn event of a session the peer's abuse ended (spec §11): ENHANCE_YOUR_CALM, the
+/// session's reason, and the limit label `limit`.
+fn assert_calm_warning(events: &[Captured], reason: &str, limit: &str, role: &str) {
+    let warns: Vec<_> = events.iter().filter(|e| e.level <= Level::WARN).collect();
+    assert_eq!(warns.len(), 1, "one warn event, nothing above: {events:#?}");
+    let warn = warns[0];
+    assert_eq!(warn.level, Level::WARN, "{warn:?}");
+    assert_eq!(
+        warn.message, "session ended: protocol violation by the peer",
+        "{warn:?}"
+    );
+    assert_eq!(warn.field("code"), Some("ENHANCE_YOUR_CALM"), "{warn:?}");
+    assert_eq!(warn.field("limit"), Some(limit), "{warn:?}");
+    assert_eq!(warn.field("reason"), Some(reason), "{warn:?}");
+    assert_eq!(warn.session_field("role"), Some(role), "{warn:?}");
+    let sent = with_message(events, "GOAWAY sent", Level::DEBUG);
+    assert_eq!(sent.len(), 1, "{events:#?}");
+    assert_eq!(sent[0].field("code"), Some("ENHANCE_YOUR_CALM"));
+}
+
+/// Spec §11 L16: refusals (BACKLOG_FULL) past `max_local_resets` end the session; its warn
+/// event names L16 and ENHANCE_YOUR_CALM, after the L6 debug events counting the refusals.
+#[tokio::test]
+async fn too_many_local_resets_warns_with_limit_l16() {
+    let (capture, _guard) = capture();
+    let config = quiet(Config::default())
+        .with_accept_backlog(1)
+        .with_max_local_resets(3);
+    let (server, mut peer) = server_and_raw(config, 1 << 16).await;
+    // Stream 1 fills the backlog; 3, 5 and 7 are refused: exactly the limit.
+    for id in [1, 3, 5, 7] {
+        peer.send(syn(id, b"x")).await;
+    }
+    sync(&mut peer, 1).await;
+    assert_eq!(server.stats().local_resets, 3);
+    assert!(
+        braid_events(&capture).iter().all(|e| e.level > Level::WARN),
+        "nothing above debug/info before the limit: {:#?}",
+        braid_events(&capture)
+    );
+    // The fourth refusal is one too many.
+    peer.send(syn(9, b"x")).await;
+    let reason = enhance_your_calm(&server, peer).await;
+
+    let events = braid_events(&capture);
+    assert_calm_warning(&events, &reason, "L16", "server");
+    let refused: Vec<_> = with_message(
+        &events,
+        "refused the peer's streams: accept backlog full",
+        Level::DEBUG,
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.field("limit") == Some("L6") && e.field("code") == Some("BACKLOG_FULL")),
+        "{refused:#?}"
+    );
+    // The SYN that tripped L16 is counted as refused too (the session ends instead of the
+    // RESET); it is the last stream.
+    let streams: u64 = refused
+        .iter()
+        .map(|e| e.field("streams").unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(streams, 4, "{refused:#?}");
+    assert_eq!(refused.last().unwrap().field("last_stream"), Some("9"));
+}
+
+/// Spec §11 L16, L12: open timeouts are locally generated resets too: past
+/// `max_local_resets` (1) the second timeout ends the session (paused clock); the warn event
+/// names L16, the debug event of the timeouts L12.
+#[tokio::test(start_paused = true)]
+async fn open_timeouts_past_max_local_resets_warn_with_limit_l16() {
+    const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+    let (capture, _guard) = capture();
+    let config = quiet(Config::default())
+        .with_open_timeout(OPEN_TIMEOUT)
+        .with_max_local_resets(1);
+    let (client, mut peer) = client_and_raw(config, default_preface(), 1 << 16).await;
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut s = client.open().await.unwrap();
+        s.write_all(b"hello").await.unwrap();
+        streams.push(s);
+    }
+    let mut syns = 0;
+    while syns < 2 {
+        match guard("SYN", peer.recv()).await.expect("session ended") {
+            Frame::Data { flags, .. } if flags.contains(Flags::SYN) => syns += 1,
+            Frame::Ping { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    tokio::time::advance(OPEN_TIMEOUT).await;
+    let reason = enhance_your_calm(&client, peer).await;
+
+    let events = braid_events(&capture);
+    assert_calm_warning(&events, &reason, "L16", "client");
+    let timeouts = with_message(&events, OPEN_TIMEOUT_MSG, Level::DEBUG);
+    assert_eq!(timeouts.len(), 1, "{events:#?}");
+    assert_eq!(timeouts[0].field("limit"), Some("L12"));
+    assert_eq!(timeouts[0].field("streams"), Some("2"));
+}
+
+/// Spec §11 L17 (rapid reset): SYN+RESET pairs past `max_unaccepted_resets` end the session;
+/// its warn event names L17 and ENHANCE_YOUR_CALM.
+#[tokio::test]
+async fn rapid_reset_warns_with_limit_l17() {
+    let (capture, _guard) = capture();
+    let config = quiet(Config::default()).with_max_unaccepted_resets(3);
+    let (server, mut peer) = server_and_raw(config, 1 << 16).await;
+    let pair = |id| {
+        [
+            syn(id, b"request"),
+            Frame::Reset {
+                stream: id,
+                code: ErrorCode::CANCEL,
+            },
+        ]
+    };
+    for id in [1, 3, 5] {
+        peer.try_send_all(&pair(id)).await.unwrap();
+    }
+    sync(&mut peer, 1).await;
+    assert_eq!(server.stats().unaccepted_resets, 3);
+    peer.try_send_all(&pair(7)).await.unwrap();
+    let reason = enhance_your_calm(&server, peer).await;
+
+    let events = braid_events(&capture);
+    assert_calm_warning(&events, &reason, "L17", "server");
+    assert!(
+        events.iter().all(|e| e.field("limit") != Some("L16")),
+        "the peer's resets are not local resets: {events:#?}"
+    );
+}
+
+/// Spec §11 L19: empty frames (zero-increment WINDOW_UPDATEs) past `max_empty_frames` end the
+/// session; its warn event names L19 and ENHANCE_YOUR_CALM.
+#[tokio::test]
+async fn empty_frames_warn_with_limit_l19() {
+    let (capture, _guard) = capture();
+    let config = quiet(Config::default()).with_max_empty_frames(3);
+    let (server, mut peer) = server_and_raw(config, 1 << 16).await;
+    let empty = || Frame::WindowUpdate {
+        stream: 0,
+        increment: 0,
+    };
+    peer.try_send_all(&[empty(), empty(), empty()])
+        .await
+        .unwrap();
+    sync(&mut peer, 1).await;
+    assert_eq!(server.stats().empty_frames, 3);
+    peer.send(empty()).await;
+    let reason = enhance_your_calm(&server, peer).await;
+
+    assert_calm_warning(&braid_events(&capture), &reason, "L19", "server");
+}
+
+const OPEN_TIMEOUT_MSG: &str =
+    "reset our streams: the peer did not acknowledge them within open_timeout";
+const LINGER_TIMEOUT_MSG: &str =
+    "reset dropped streams: the peer did not finish them within linger_timeout";
+
+/// Spec §11 L12: two opens the peer never acknowledges time out together (paused clock): one
+/// debug event names L12 and TIMEOUT, counts both streams and the last id; nothing before
+/// the timeout, nothing above debug, the session lives on.
+#[tokio::test(start_paused = true)]
+async fn open_timeouts_log_limit_l12() {
+    const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+    let (capture, _guard) = capture();
+    let config = quiet(Config::default()).with_open_timeout(OPEN_TIMEOUT);
+    let preface = Preface {
+        accept_backlog: 4,
+        ..default_preface()
+    };
+    let (client, mut peer) = client_and_raw(config, preface, 1 << 16).await;
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut s = client.open().await.unwrap();
+        s.write_all(b"hello").await.unwrap();
+        streams.push(s);
+    }
+    let mut syns = Vec::new();
+    while syns.len() < 2 {
+        match guard("SYN", peer.recv()).await.expect("session ended") {
+            Frame::Data { stream, flags, .. } if flags.contains(Flags::SYN) => syns.push(stream),
+            Frame::Ping { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(syns, [1, 3]);
+    tokio::time::advance(OPEN_TIMEOUT - Duration::from_millis(1)).await;
+    let early = braid_events(&capture);
+    assert!(
+        with_message(&early, OPEN_TIMEOUT_MSG, Level::DEBUG).is_empty(),
+        "{early:#?}"
+    );
+
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let mut resets = Vec::new();
+    while resets.len() < 2 {
+        match guard("RESET(TIMEOUT)", peer.recv())
+            .await
+            .expect("session ended")
+        {
+            Frame::Reset { stream, code } => {
+                assert_eq!(code, ErrorCode::TIMEOUT);
+                resets.push(stream);
+            }
+            Frame::Ping { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(resets, [1, 3]);
+
+    let events = braid_events(&capture);
+    let timeouts = with_message(&events, OPEN_TIMEOUT_MSG, Level::DEBUG);
+    assert_eq!(timeouts.len(), 1, "one event for the turn: {events:#?}");
+    let e = timeouts[0];
+    assert_eq!(e.field("limit"), Some("L12"), "{e:?}");
+    assert_eq!(e.field("code"), Some("TIMEOUT"), "{e:?}");
+    assert_eq!(e.field("streams"), Some("2"), "{e:?}");
+    assert_eq!(e.field("last_stream"), Some("3"), "{e:?}");
+    assert_eq!(e.session_field("role"), Some("client"), "{e:?}");
+    assert!(
+        events.iter().all(|e| e.level > Level::INFO),
+        "a defence, not a limit reached: debug only: {events:#?}"
+    );
+    assert!(client.closed_reason().is_none());
+    for s in &mut streams {
+        assert!(s.read(&mut [0u8; 1]).await.is_err());
+    }
+}
+
+/// Spec §11 L14: a stream the application finished and dropped, the peer never finishes: after
+/// `linger_timeout` (paused clock) one debug event names L14 and TIMEOUT, with the stream
+/// count and id; nothing before the timeout, nothing above debug.
+#[tokio::test(start_paused = true)]
+async fn linger_timeout_logs_limit_l14() {
+    const LINGER: Duration = Duration::from_secs(10);
+    let (capture, _guard) = capture();
+    let config = quiet(Config::default()).with_linger_timeout(LINGER);
+    let (server, mut peer) = server_and_raw(config, 1 << 16).await;
+    peer.send(syn(1, b"hi")).await;
+    let mut s = guard("accept", server.accept()).await.unwrap();
+    let mut got = [0u8; 2];
+    s.read_exact(&mut got).await.unwrap();
+    s.write_all(b"bye").await.unwrap();
+    s.shutdown().await.unwrap();
+    drop(s);
+    assert_eq!(server.stats().tracked_streams, 1);
+    tokio::time::advance(LINGER - Duration::from_millis(1)).await;
+    let early = braid_events(&capture);
+    assert!(
+        with_message(&early, LINGER_TIMEOUT_MSG, Level::DEBUG).is_empty(),
+        "{early:#?}"
+    );
+
+    tokio::time::advance(Duration::from_millis(1)).await;
+    loop {
+        match guard("RESET(TIMEOUT)", peer.recv())
+            .await
+            .expect("session ended")
+        {
+            Frame::Reset { stream: 1, code } => {
+                assert_eq!(code, ErrorCode::TIMEOUT);
+                break;
+            }
+            Frame::Data { stream: 1, .. }
+            | Frame::StopSending { stream: 1, .. }
+            | Frame::Ping { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    let events = braid_events(&capture);
+    let timeouts = with_message(&events, LINGER_TIMEOUT_MSG, Level::DEBUG);
+    assert_eq!(timeouts.len(), 1, "{events:#?}");
+    let e = timeouts[0];
+    assert_eq!(e.field("limit"), Some("L14"), "{e:?}");
+    assert_eq!(e.field("code"), Some("TIMEOUT"), "{e:?}");
+    assert_eq!(e.field("streams"), Some("1"), "{e:?}");
+    assert_eq!(e.field("last_stream"), Some("1"), "{e:?}");
+    assert_eq!(e.session_field("role"), Some("server"), "{e:?}");
+    assert!(
+        events.iter().all(|e| e.level > Level::INFO),
+        "a defence, not a limit reached: debug only: {events:#?}"
+    );
+    assert_eq!(server.stats().tracked_streams, 0);
+    assert!(server.closed_reason().is_none());
 }
