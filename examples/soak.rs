@@ -250,20 +250,16 @@ impl Drop for HandlerGuard<'_> {
     }
 }
 
-fn braid_err(e: &io::Error) -> Option<&Error> {
-    Error::from_io(e)
-}
-
 fn is_reset(e: &io::Error, code: ErrorCode, by: Side) -> bool {
-    matches!(braid_err(e), Some(Error::StreamReset { code: c, by: b }) if *c == code && *b == by)
+    matches!(Error::from_io(e), Some(Error::StreamReset { code: c, by: b }) if *c == code && *b == by)
 }
 
 fn is_stopped(e: &io::Error, code: ErrorCode) -> bool {
-    matches!(braid_err(e), Some(Error::StreamStopped { code: c }) if *c == code)
+    matches!(Error::from_io(e), Some(Error::StreamStopped { code: c }) if *c == code)
 }
 
 fn is_refused(e: &io::Error) -> bool {
-    matches!(braid_err(e), Some(Error::StreamRefused { .. }))
+    matches!(Error::from_io(e), Some(Error::StreamRefused { .. }))
 }
 
 fn rss_kib() -> u64 {
@@ -370,7 +366,7 @@ async fn serve_op(stream: braid::Stream, st: &State, beat: &Beat) -> Result<(), 
         // A client's drop or reset may overtake its header: then an error is due; a clean end
         // never is (the client always sends the header before a FIN).
         if matches!(
-            braid_err(&e),
+            Error::from_io(&e),
             Some(Error::StreamReset {
                 by: Side::Remote,
                 ..

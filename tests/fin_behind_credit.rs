@@ -11,32 +11,19 @@ mod support;
 use std::time::Duration;
 
 use braid::{
-    frame::{Flags, Frame, Preface},
-    Config, Session,
+    frame::{Flags, Frame},
+    Config,
 };
-use support::raw::{data, RawPeer};
+use support::raw::{credit_starved_client, data};
 use tokio::io::AsyncWriteExt;
 
 #[tokio::test(start_paused = true)]
 async fn a_fin_is_not_held_behind_a_stream_waiting_for_session_credit() {
-    let (a, b) = tokio::io::duplex(1 << 20);
-    // No keepalive (the raw peer answers no PING) and no open timeout (it sends no ACK).
+    // No open timeout (the raw peer sends no ACK), and a small session window that the peer
+    // never tops up with a session WINDOW_UPDATE.
     let day = Duration::from_secs(24 * 3600);
-    let config = Config::default()
-        .with_keepalive_interval(None)
-        .with_keepalive_timeout(day)
-        .with_open_timeout(day);
-    let client = Session::client(a, config).unwrap();
-    let mut peer = RawPeer::new(b);
-    // A small session window, and never a session WINDOW_UPDATE.
-    peer.handshake_with(Preface {
-        initial_stream_window: 1024,
-        session_window: 2048,
-        max_concurrent_streams: 100,
-        accept_backlog: 100,
-        max_frame_payload: 16 * 1024,
-    })
-    .await;
+    let (client, mut peer) =
+        credit_starved_client(1 << 20, Config::default().with_open_timeout(day), 2048).await;
 
     // Stream 1 opens with a few bytes; stream 3 then takes the rest of the session credit
     // (with stream credit to spare) and waits with more bytes queued.

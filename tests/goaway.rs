@@ -211,7 +211,7 @@ async fn open_crossing_a_goaway_is_refused() {
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
     assert!(
         matches!(
-            support::braid_err(&err),
+            Error::from_io(&err),
             Some(Error::StreamRefused {
                 code: ErrorCode::REFUSED_STREAM
             })

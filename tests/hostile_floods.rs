@@ -232,7 +232,7 @@ async fn row3_refusals_past_max_local_resets_end_the_session() {
     assert_protocol_error(&server, ErrorCode::ENHANCE_YOUR_CALM);
     let err = kept[0].read(&mut [0u8; 1]).await.unwrap_err();
     assert!(
-        matches!(support::braid_err(&err), Some(Error::Protocol { code, .. }) if *code == ErrorCode::ENHANCE_YOUR_CALM),
+        matches!(Error::from_io(&err), Some(Error::Protocol { code, .. }) if *code == ErrorCode::ENHANCE_YOUR_CALM),
         "{err:?}"
     );
     assert!(

@@ -35,7 +35,7 @@ use tokio::{
 fn assert_timeout(err: &std::io::Error, kind: TimeoutKind) {
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     assert!(
-        matches!(support::braid_err(err), Some(Error::Timeout(k)) if *k == kind),
+        matches!(Error::from_io(err), Some(Error::Timeout(k)) if *k == kind),
         "expected Timeout({kind:?}), got {err:?}"
     );
 }

@@ -604,7 +604,7 @@ async fn row23_goaway_racing_opens() {
             }
             Err((id, e)) => {
                 assert!(
-                    matches!(support::braid_err(&e), Some(Error::StreamRefused { code }) if *code == ErrorCode::REFUSED_STREAM),
+                    matches!(Error::from_io(&e), Some(Error::StreamRefused { code }) if *code == ErrorCode::REFUSED_STREAM),
                     "stream {id} failed with {e:?}"
                 );
                 refused += 1;

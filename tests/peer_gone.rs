@@ -433,6 +433,6 @@ async fn a_failed_write_fails_the_session_within_the_drain_time() {
     );
     let reason = session.closed_reason().expect("the session ended");
     assert_transport_error(&reason, &[io::ErrorKind::BrokenPipe]);
-    assert!(support::braid_err(&err).is_some(), "{err:?}");
+    assert!(Error::from_io(&err).is_some(), "{err:?}");
     drop(peer);
 }

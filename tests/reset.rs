@@ -194,7 +194,7 @@ async fn dropping_after_shutdown_delivers_everything_then_eof() {
     assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
     assert!(
         matches!(
-            support::braid_err(&err),
+            Error::from_io(&err),
             Some(Error::StreamStopped {
                 code: ErrorCode::CANCEL
             })
@@ -271,12 +271,12 @@ async fn stop_fails_peer_writes(client_stops: bool) {
         .expect_err("stopped");
     assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
     assert!(
-        matches!(support::braid_err(&err), Some(Error::StreamStopped { code: c }) if *c == code),
+        matches!(Error::from_io(&err), Some(Error::StreamStopped { code: c }) if *c == code),
         "{err}"
     );
     let err = peer_tx.write(b"more").await.expect_err("later write");
     assert!(
-        matches!(support::braid_err(&err), Some(Error::StreamStopped { code: c }) if *c == code),
+        matches!(Error::from_io(&err), Some(Error::StreamStopped { code: c }) if *c == code),
         "{err}"
     );
 
@@ -353,7 +353,7 @@ async fn reads_after_stop_fail_with_the_stop_code_even_after_the_peers_fin() {
     })
     .await;
     assert!(
-        matches!(support::braid_err(&err), Some(braid::Error::StreamStopped { code }) if *code == ErrorCode(0x77))
+        matches!(Error::from_io(&err), Some(braid::Error::StreamStopped { code }) if *code == ErrorCode(0x77))
     );
     // Once our FIN is out and the peer's FIN is in, the stream is closed on the wire.
     a_tx.finish().unwrap();

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use braid::{frame::Preface, Config, Session};
-use support::raw::RawPeer;
+use braid::Config;
+use support::raw::credit_starved_client;
 use tokio::io::AsyncWriteExt;
 
 /// On a paused clock a spinning task keeps the runtime from ever going idle, so the clock
@@ -25,22 +25,8 @@ fn a_peer_withholding_session_credit_leaves_the_driver_idle() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (a, b) = tokio::io::duplex(64 * 1024);
-            // No keepalive: the raw peer answers no PING.
-            let config = Config::default()
-                .with_keepalive_interval(None)
-                .with_keepalive_timeout(Duration::from_secs(24 * 3600));
-            let client = Session::client(a, config).unwrap();
-            let mut peer = RawPeer::new(b);
             // The smallest session window a preface may give, and never a WINDOW_UPDATE.
-            peer.handshake_with(Preface {
-                initial_stream_window: 1024,
-                session_window: 1024,
-                max_concurrent_streams: 100,
-                accept_backlog: 100,
-                max_frame_payload: 16 * 1024,
-            })
-            .await;
+            let (client, peer) = credit_starved_client(64 * 1024, Config::default(), 1024).await;
             // The first stream takes the whole session credit; the second still has stream
             // credit, so it waits in the send queue for session credit alone.
             let mut first = client.open().await.unwrap();

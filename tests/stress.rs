@@ -30,7 +30,7 @@ use std::{
 use braid::{Config, Error, ErrorCode, Session, Side};
 use chaos::{chaos_pair, Chaos};
 use parking_lot::Mutex;
-use support::{braid_err, Rng};
+use support::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A task making no progress for this long (real time) is a hang. A lost wake-up stalls a
@@ -150,16 +150,16 @@ fn run_config(tight: bool, rng: &mut Rng) -> Config {
 }
 
 fn errstr(e: &io::Error) -> String {
-    format!("{e} ({:?})", braid_err(e))
+    format!("{e} ({:?})", Error::from_io(e))
 }
 
 fn is_refused(e: &io::Error) -> bool {
-    matches!(braid_err(e), Some(Error::StreamRefused { .. }))
+    matches!(Error::from_io(e), Some(Error::StreamRefused { .. }))
 }
 
 /// Whether `e` is `StreamReset { code, by }`.
 fn is_reset(e: &io::Error, code: ErrorCode, by: Side) -> bool {
-    matches!(braid_err(e), Some(Error::StreamReset { code: c, by: b }) if *c == code && *b == by)
+    matches!(Error::from_io(e), Some(Error::StreamReset { code: c, by: b }) if *c == code && *b == by)
 }
 
 /// Reads up to `limit` bytes (or to an error/EOF), checking them against `gen`.
@@ -199,7 +199,7 @@ async fn serve(stream: braid::Stream, sh: Arc<Shared>) -> Result<(), String> {
     let mut h = [0u8; HEADER];
     if let Err(e) = rx.read_exact(&mut h).await {
         // A client reset can overtake its own header; a clean EOF here never may.
-        return match braid_err(&e) {
+        return match Error::from_io(&e) {
             Some(Error::StreamReset {
                 by: Side::Remote, ..
             }) => Ok(()),
@@ -282,7 +282,7 @@ async fn serve(stream: braid::Stream, sh: Arc<Shared>) -> Result<(), String> {
             loop {
                 let n = 1 + rng.below(20 * 1024) as usize;
                 if let Err(e) = tx.write_all(&gen.bytes(n)).await {
-                    return match braid_err(&e) {
+                    return match Error::from_io(&e) {
                         Some(Error::StreamStopped { code: c }) if *c == code => {
                             sh.counts.lock().stops_seen_by_server += 1;
                             Ok(())
@@ -504,7 +504,7 @@ async fn client_op(
                         Ok(()) => {}
                         Err(e)
                             if matches!(
-                                braid_err(&e),
+                                Error::from_io(&e),
                                 Some(Error::StreamStopped { code }) if *code == ErrorCode::CANCEL
                             ) => {}
                         Err(e) => return Err(io_fail("shutdown", e)),

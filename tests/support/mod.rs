@@ -118,15 +118,10 @@ pub async fn read_hashed<R: AsyncRead + Unpin>(r: &mut R, seed: u64) -> io::Resu
     }
 }
 
-/// The [`braid::Error`] an `io::Error` from a stream carries, if any.
-pub fn braid_err(err: &io::Error) -> Option<&braid::Error> {
-    braid::Error::from_io(err)
-}
-
 /// Asserts that `err` is the `io::Error` form of `StreamReset { code, by }`.
 pub fn assert_reset(err: &io::Error, code: ErrorCode, by: Side) {
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
-    match braid_err(err) {
+    match braid::Error::from_io(err) {
         Some(braid::Error::StreamReset { code: c, by: b }) => {
             assert_eq!((*c, *b), (code, by), "{err}");
         }

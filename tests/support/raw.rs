@@ -1,7 +1,12 @@
 //! A raw-frame peer: speaks braid by hand so tests can send what a real session never would.
 #![allow(dead_code)]
 
-use braid::frame::{encode_frame, Decoder, Flags, Frame, Preface, PREFACE_LEN};
+use std::time::Duration;
+
+use braid::{
+    frame::{encode_frame, Decoder, Flags, Frame, Preface, PREFACE_LEN},
+    Config, Session,
+};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 
@@ -21,6 +26,32 @@ pub fn default_preface() -> Preface {
         accept_backlog: 1000,
         max_frame_payload: 16 * 1024 * 1024,
     }
+}
+
+/// A braid client session over an in-memory pipe of `pipe` bytes, against a raw peer that has
+/// handshaken with a stingy preface: 1 KiB of stream credit and `session_window` bytes of
+/// session credit, with no WINDOW_UPDATE after it unless the test sends one. The session's
+/// keepalive is off in `config`, as the raw peer answers no PING.
+pub async fn credit_starved_client(
+    pipe: usize,
+    config: Config,
+    session_window: u32,
+) -> (Session, RawPeer) {
+    let (a, b) = tokio::io::duplex(pipe);
+    let config = config
+        .with_keepalive_interval(None)
+        .with_keepalive_timeout(Duration::from_secs(24 * 3600));
+    let client = Session::client(a, config).unwrap();
+    let mut peer = RawPeer::new(b);
+    peer.handshake_with(Preface {
+        initial_stream_window: 1024,
+        session_window,
+        max_concurrent_streams: 100,
+        accept_backlog: 100,
+        max_frame_payload: 16 * 1024,
+    })
+    .await;
+    (client, peer)
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
