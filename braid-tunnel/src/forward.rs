@@ -58,8 +58,7 @@ impl ForwardError {
             return false;
         };
         matches!(
-            e.get_ref()
-                .and_then(|inner| inner.downcast_ref::<braid::Error>()),
+            braid::Error::from_io(e),
             Some(
                 braid::Error::StreamRefused { .. }
                     | braid::Error::GoingAway { .. }
