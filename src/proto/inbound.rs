@@ -244,14 +244,7 @@ impl Core {
                     }
                 }
                 if flags.contains(Flags::FIN) {
-                    stream.recv = match stream.recv {
-                        // The direction is over, but we threw bytes away: reads keep failing.
-                        RecvState::Stopped(code) => RecvState::Aborted(Error::StreamReset {
-                            code,
-                            by: Side::Local,
-                        }),
-                        _ => RecvState::Finished,
-                    };
+                    stream.peer_finished();
                     self.closed_how(id, LateData::Error);
                 }
                 if let Some(stream) = self.streams.get_mut(&id) {
@@ -317,7 +310,7 @@ impl Core {
             self.recv_buffered += len;
         }
         if flags.contains(Flags::FIN) {
-            stream.recv = RecvState::Finished;
+            stream.peer_finished(); // §6.3 "— (acceptor) × recv DATA+SYN": Finished if FIN
             self.closed_how(id, LateData::Error);
         }
         self.streams.insert(id, Box::new(stream));
@@ -494,11 +487,9 @@ impl Core {
                 "STOP_SENDING before the stream's ACK",
             );
         }
-        if !matches!(stream.send, SendState::Open | SendState::Finishing) {
+        let Some(dropped) = stream.peer_stops_sending(code) else {
             return;
-        }
-        let dropped = stream.send_buf.take().map_or(0, |b| b.len());
-        stream.send = SendState::Stopping(code);
+        };
         stream.wake_write(&mut self.wake);
         stream.wake_closed(&mut self.wake);
         self.send_buffered -= dropped;

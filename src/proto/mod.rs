@@ -24,6 +24,7 @@ mod stream_ids;
 mod stream_ops;
 mod stream_state;
 mod timers;
+mod transitions;
 mod transmit;
 mod waiters;
 mod window;

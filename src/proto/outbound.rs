@@ -402,12 +402,7 @@ impl Core {
             };
             if fin {
                 flags = flags.union(Flags::FIN);
-                stream.send = match stream.send {
-                    SendState::Stopping(code) => {
-                        SendState::Aborted(crate::Error::StreamStopped { code })
-                    }
-                    _ => SendState::Done,
-                };
+                stream.fin_written();
             }
             if n == 0 && flags == Flags::NONE {
                 continue;

@@ -294,17 +294,11 @@ impl Core {
         let Some(stream) = self.streams.get_mut(&id) else {
             return Err(self.gone_error());
         };
-        match &stream.send {
-            SendState::Open => {
-                stream.send = SendState::Finishing;
-                stream.wake_closed(&mut self.wake);
-                self.schedule_send(id);
-                Ok(())
-            }
-            SendState::Aborted(err) => Err(err.clone()),
-            SendState::Stopping(code) => Err(Error::StreamStopped { code: *code }),
-            _ => Ok(()),
+        if stream.finish_send()? {
+            stream.wake_closed(&mut self.wake);
+            self.schedule_send(id);
         }
+        Ok(())
     }
 
     /// Aborts both directions and tells the peer with RESET(`code`) (spec §4.5). Buffered
@@ -346,12 +340,9 @@ impl Core {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        if !matches!(stream.recv, RecvState::Open) {
+        let Some(dropped) = stream.stop_reading(code) else {
             return;
-        }
-        stream.recv = RecvState::Stopped(code);
-        stream.stop_pending = Some(code);
-        let dropped = stream.recv_buf.take().map_or(0, |mut b| b.clear());
+        };
         stream.wake_read(&mut self.wake);
         self.recv_buffered -= dropped;
         self.bytes_consumed(dropped);
