@@ -1,6 +1,9 @@
 //! The tokio shell around [`crate::proto::Core`]: one driver task per session moves bytes
 //! between the transport and the core and arms its timers; [`Session`] and [`Stream`] are
-//! the handles applications hold. No protocol rule lives here.
+//! the handles applications hold. No protocol rule lives here: the core decides what to send,
+//! when input pauses (the single slot, §8.1 L20) and when a timer fires; the shell applies
+//! only the limits on the transport itself, which only it can see (the write timeout L13,
+//! the close drain L22, the idle release L23).
 //!
 //! # Wake table
 //!
