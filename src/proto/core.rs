@@ -203,6 +203,7 @@ impl Core {
     }
 
     /// Whether `id` is one this side opens (spec §5).
+    #[inline]
     pub(crate) fn is_local_id(&self, id: u32) -> bool {
         self.ids.is_local(id)
     }
@@ -213,6 +214,7 @@ impl Core {
     }
 
     /// Streams not yet closed, both directions (spec §6.5).
+    #[inline]
     pub(crate) fn live_streams(&self) -> u32 {
         self.inbound_live + self.outbound_live
     }

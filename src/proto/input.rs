@@ -55,6 +55,7 @@ impl Input {
 
     /// How many more bytes `buf` needs before the core can take the next header or frame (at
     /// least 1): what a read should ask for at the least.
+    #[inline]
     pub fn bytes_needed(&self, buf: &BytesMut) -> usize {
         self.frames.bytes_needed(buf)
     }
@@ -62,6 +63,7 @@ impl Input {
     /// Whether `buf` already holds a whole preface (before the handshake) or a whole frame
     /// for the core. A reader that stops reading then keeps a peer that floods us from
     /// growing the buffer past one frame (spec §11: one frame of L7).
+    #[inline]
     pub fn holds_whole_unit(&self, buf: &[u8], handshake_done: bool) -> bool {
         if !handshake_done {
             return buf.len() >= PREFACE_LEN;
@@ -77,12 +79,14 @@ impl Input {
     }
 
     /// Whether a frame's header has been taken and its payload is still awaited.
+    #[inline]
     pub fn in_frame(&self) -> bool {
         self.frames.pending_header().is_some()
     }
 
     /// Whether the input stopped between frames once `buf` is consumed: `false` means the
     /// peer is inside a frame.
+    #[inline]
     pub fn at_frame_boundary(&self, buf: &BytesMut) -> bool {
         self.frames.at_frame_boundary(buf)
     }
@@ -94,6 +98,7 @@ impl Core {
     /// everything before it is taken. What is left in `buf` waits for the next call: an
     /// incomplete frame, or everything while [`Core::can_receive`] is `false` (a forced
     /// reply is unsent, spec §8.1 L20, or the session has ended).
+    #[inline]
     pub fn handle_input(&mut self, now: Instant, input: &mut Input, buf: &mut BytesMut, eof: bool) {
         self.handle_input_observed(now, input, buf, eof, |_| {});
     }

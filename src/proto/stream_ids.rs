@@ -48,16 +48,19 @@ impl StreamIds {
     }
 
     /// Whether this side opens `id` (by parity; 0 is neither side's).
+    #[inline]
     pub(crate) fn is_local(&self, id: u32) -> bool {
         id != 0 && (id % 2 == 1) == (self.role == Role::Client)
     }
 
     /// Whether the local id space is used up: the next open fails (spec §5.1).
+    #[inline]
     pub(crate) fn exhausted(&self) -> bool {
         self.next_local > u64::from(u32::MAX)
     }
 
     /// Takes the next local id, `None` once the space is used up.
+    #[inline]
     pub(crate) fn allocate(&mut self) -> Option<u32> {
         let id = u32::try_from(self.next_local).ok()?;
         self.next_local += 2;
@@ -66,6 +69,7 @@ impl StreamIds {
 
     /// Whether `id` (not 0) was never opened by either side: a frame on it is an error
     /// (spec §5.2), unlike one on an id opened and since closed.
+    #[inline]
     pub(crate) fn never_opened(&self, id: u32) -> bool {
         if self.is_local(id) {
             u64::from(id) >= self.next_local
@@ -75,6 +79,7 @@ impl StreamIds {
     }
 
     /// Checks the id of a SYN from the peer (spec §5.2) and records it as the peer's latest.
+    #[inline]
     pub(crate) fn peer_opens(&mut self, id: u32) -> Result<(), BadSyn> {
         if self.is_local(id) {
             return Err(BadSyn::OurParity);
@@ -87,6 +92,7 @@ impl StreamIds {
     }
 
     /// The highest id the peer opened (GOAWAY's last_stream_id, spec §8.2).
+    #[inline]
     pub(crate) fn last_peer(&self) -> u32 {
         self.last_peer
     }

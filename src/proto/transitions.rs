@@ -13,6 +13,7 @@ use crate::{
 impl Stream {
     /// §6.2 "Open × application finishes": FIN pending, it goes out with the last buffered
     /// byte. Finishing again is a no-op; an aborted or stopped half says why it can't.
+    #[inline]
     pub(crate) fn finish_send(&mut self) -> Result<bool, Error> {
         match &self.send {
             SendState::Open => {
@@ -28,6 +29,7 @@ impl Stream {
     /// §6.2 "Open × recv STOP_SENDING(c)": unsent data is discarded, writes fail with
     /// `stopped(c)` and an empty FIN is owed. Returns the bytes discarded, or `None` when the
     /// row is "Finished / Reset × recv STOP_SENDING: ignore".
+    #[inline]
     pub(crate) fn peer_stops_sending(&mut self, code: ErrorCode) -> Option<usize> {
         if !matches!(self.send, SendState::Open | SendState::Finishing) {
             return None;
@@ -63,6 +65,7 @@ impl Stream {
     /// §6.3 "Open × application stops reading(c)": STOP_SENDING(c) is owed and arriving bytes
     /// are discarded until the peer's FIN. Returns the unread bytes discarded, or `None` if
     /// the half is not Open (stopping twice, or after the end, does nothing).
+    #[inline]
     pub(crate) fn stop_reading(&mut self, code: ErrorCode) -> Option<usize> {
         if !matches!(self.recv, RecvState::Open) {
             return None;

@@ -67,11 +67,13 @@ impl Transmit {
 
     /// Whether a forced reply queued earlier is still unwritten (spec §8.1, L20): the single
     /// slot is taken, and [`crate::proto::Core::poll_transmit`] waits for it to free.
+    #[inline]
     pub fn holds_forced_reply(&self) -> bool {
         self.forced_left > 0
     }
 
     /// Everything queued so far ends with a forced reply.
+    #[inline]
     pub(crate) fn mark_forced_reply(&mut self) {
         self.forced_left = self.len;
     }

@@ -72,6 +72,7 @@ pub struct RecvWindow {
 pub(crate) const UPDATE_DIVISOR: u32 = 4;
 
 /// The update threshold of a window of `size` bytes (spec §7.3): a quarter, at least 1.
+#[inline]
 pub(crate) fn update_threshold(size: u32) -> u32 {
     (size / UPDATE_DIVISOR).max(1)
 }
@@ -87,22 +88,26 @@ impl RecvWindow {
     }
 
     /// The window's current size: the most the peer may have outstanding.
+    #[inline]
     pub fn size(&self) -> u32 {
         self.size
     }
 
     /// Credit the peer still has.
+    #[inline]
     pub fn peer_credit(&self) -> u32 {
         self.peer_credit.get()
     }
 
     /// Consumed bytes not yet granted back.
+    #[inline]
     pub fn unacked(&self) -> u32 {
         self.unacked
     }
 
     /// Whether an update is due at the threshold (spec §7.3): a quarter of the window was
     /// consumed, or something was while the peer's remaining credit is under a quarter.
+    #[inline]
     pub fn update_due(&self) -> bool {
         let threshold = update_threshold(self.size);
         self.unacked >= threshold || (self.unacked > 0 && self.peer_credit.get() < threshold)
