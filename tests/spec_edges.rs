@@ -603,3 +603,30 @@ async fn goaway_last_stream_id_counts_refused_syns() {
         "{goaway:?}"
     );
 }
+
+/// Spec §5.2, §8.2: a SYN that ends the session (here SYN and ACK on one frame) is not a stream
+/// the session processed: the GOAWAY's last_stream_id stays at the peer's previous stream. (A
+/// SYN refused for a limit does use its id; that one is checked in tests/hostile_floods.rs.)
+#[tokio::test]
+async fn a_syn_that_ends_the_session_is_not_counted_as_processed() {
+    let (server, mut peer) = server_and_raw(Config::default(), 64 * 1024).await;
+    peer.send(syn(1, b"hi")).await;
+    let bad = Frame::Data {
+        stream: 3,
+        flags: Flags::SYN.union(Flags::ACK),
+        payload: Bytes::new(),
+    };
+    peer.send(bad).await;
+    let (goaway, _) = support::guard("GOAWAY", until_goaway(&mut peer)).await;
+    match goaway {
+        Frame::GoAway {
+            last_stream, code, ..
+        } => assert_eq!(
+            (last_stream, code),
+            (1, ErrorCode::PROTOCOL_ERROR),
+            "the bad SYN's id was counted as processed"
+        ),
+        other => panic!("expected GOAWAY, got {other:?}"),
+    }
+    drop(server);
+}

@@ -19,6 +19,7 @@ mod support;
 
 use std::{collections::BTreeSet, task::Poll};
 
+use braid::proto::{HANDLE_RECV as RECV, HANDLE_SEND as SEND};
 use braid::{
     frame::{encode_frame, Flags, Frame},
     proto::{RecvHalf, SendHalf, ACK_DELAY},
@@ -29,8 +30,6 @@ use support::pair::{waker, End, Event, Pair};
 
 const C: End = End::Client;
 const S: End = End::Server;
-const SEND: u8 = 1;
-const RECV: u8 = 2;
 
 type State = Option<(SendHalf, RecvHalf)>;
 type Setup = fn(&mut Pair) -> u32;
@@ -755,14 +754,8 @@ fn rows() -> Vec<Row> {
                 p.pump(C);
                 let frames = [
                     wu(id, 0x7fff_ffff),
-                    Frame::StopSending {
-                        stream: id,
-                        code: ErrorCode::CANCEL,
-                    },
-                    Frame::Reset {
-                        stream: id,
-                        code: ErrorCode::CANCEL,
-                    },
+                    stop_frame(id),
+                    reset_frame(id),
                 ];
                 raw(p, S, &frames);
                 id
@@ -781,14 +774,8 @@ fn rows() -> Vec<Row> {
                 deliver_from(p, S);
                 let frames = [
                     wu(id, 0x7fff_ffff),
-                    Frame::StopSending {
-                        stream: id,
-                        code: ErrorCode::CANCEL,
-                    },
-                    Frame::Reset {
-                        stream: id,
-                        code: ErrorCode::CANCEL,
-                    },
+                    stop_frame(id),
+                    reset_frame(id),
                 ];
                 raw(p, S, &frames);
                 id

@@ -262,9 +262,7 @@ impl Core {
 
     fn on_syn(&mut self, now: Instant, id: u32, flags: Flags, payload: Bytes) {
         let len = payload.len();
-        // Checked first, and recorded as the peer's latest id even when the SYN is refused
-        // below (a refused id is still used, spec §5.2).
-        if let Err(bad) = self.ids.peer_opens(id) {
+        if let Err(bad) = self.ids.check_peer_open(id) {
             return self.protocol_error(ErrorCode::PROTOCOL_ERROR, bad.reason());
         }
         if flags.contains(Flags::ACK) {
@@ -276,6 +274,8 @@ impl Core {
                 "SYN carries more than the initial stream window",
             );
         }
+        // Recorded even when the SYN is refused below: a refused id is still used (§5.2).
+        self.ids.record_peer_open(id);
         let backlog_full = self.backlog_len() >= self.config.accept_backlog as usize;
         let d = &mut self.defences;
         let refusal = if self.goaway_sent.is_some() {

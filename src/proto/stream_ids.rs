@@ -78,17 +78,23 @@ impl StreamIds {
         }
     }
 
-    /// Checks the id of a SYN from the peer (spec §5.2) and records it as the peer's latest.
+    /// Checks the id of a SYN from the peer (spec §5.2).
     #[inline]
-    pub(crate) fn peer_opens(&mut self, id: u32) -> Result<(), BadSyn> {
+    pub(crate) fn check_peer_open(&self, id: u32) -> Result<(), BadSyn> {
         if self.is_local(id) {
             return Err(BadSyn::OurParity);
         }
         if id <= self.last_peer {
             return Err(BadSyn::NotIncreasing);
         }
-        self.last_peer = id;
         Ok(())
+    }
+
+    /// Records a checked SYN's id as the peer's latest (also when the stream is then refused:
+    /// its id is used, spec §5.2).
+    #[inline]
+    pub(crate) fn record_peer_open(&mut self, id: u32) {
+        self.last_peer = id;
     }
 
     /// The highest id the peer opened (GOAWAY's last_stream_id, spec §8.2).
@@ -120,10 +126,12 @@ mod tests {
         // Ours: opened below the next id; theirs: up to the last SYN.
         assert!(!client.never_opened(3) && client.never_opened(5));
         assert!(client.never_opened(2));
-        assert_eq!(client.peer_opens(2), Ok(()));
-        assert_eq!(client.peer_opens(2), Err(BadSyn::NotIncreasing));
-        assert_eq!(client.peer_opens(7), Err(BadSyn::OurParity));
-        assert_eq!(client.peer_opens(8), Ok(())); // gaps are allowed
+        assert_eq!(client.check_peer_open(2), Ok(()));
+        client.record_peer_open(2);
+        assert_eq!(client.check_peer_open(2), Err(BadSyn::NotIncreasing));
+        assert_eq!(client.check_peer_open(7), Err(BadSyn::OurParity));
+        assert_eq!(client.check_peer_open(8), Ok(())); // gaps are allowed
+        client.record_peer_open(8);
         assert!(!client.never_opened(6) && client.never_opened(10));
         assert_eq!(client.last_peer(), 8);
         // The last client id is 2^32-1, the last server id 2^32-2.

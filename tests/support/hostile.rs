@@ -17,7 +17,7 @@ use braid::{
     Config, Error, Session,
 };
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 
 use crate::support::raw::RawPeer;
 
@@ -203,20 +203,8 @@ pub struct RawReader {
 impl RawReader {
     /// The next frame, or `None` at EOF.
     pub async fn recv(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(f) = self
-                .decoder
-                .decode(&mut self.buf)
-                .expect("session sent a valid frame")
-            {
-                return Some(f);
-            }
-            self.buf.reserve(64 * 1024);
-            match self.io.read_buf(&mut self.buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
+        crate::support::raw::read_frame(&mut self.io, &mut self.buf, &mut self.decoder, 64 * 1024)
+            .await
     }
 }
 

@@ -108,19 +108,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
 
     /// The next frame, or `None` at EOF.
     pub async fn recv(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(f) = self
-                .decoder
-                .decode(&mut self.buf)
-                .expect("session sent a valid frame")
-            {
-                return Some(f);
-            }
-            match self.io.read_buf(&mut self.buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
+        read_frame(&mut self.io, &mut self.buf, &mut self.decoder, 0).await
     }
 
     /// Reads frames until a GOAWAY (returned) or EOF (`None`).
@@ -139,5 +127,25 @@ pub fn data(stream: u32, flags: Flags, payload: &'static [u8]) -> Frame {
         stream,
         flags,
         payload: Bytes::from_static(payload),
+    }
+}
+
+/// The next frame the session sent on `io`, or `None` at EOF: `buf` holds what was read and
+/// not yet decoded. `reserve`: room made before each read (0: whatever `read_buf` takes).
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+    reserve: usize,
+) -> Option<Frame> {
+    loop {
+        if let Some(f) = decoder.decode(buf).expect("session sent a valid frame") {
+            return Some(f);
+        }
+        buf.reserve(reserve);
+        match io.read_buf(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
     }
 }
