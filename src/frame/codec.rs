@@ -61,6 +61,20 @@ impl Decoder {
         self.pending.is_none() && buf.is_empty()
     }
 
+    /// Whether `buf` holds the rest of a whole frame: the payload of the header in progress,
+    /// or a header and all of its payload (its length field read without decoding the rest).
+    #[inline]
+    pub fn holds_whole_frame(&self, buf: &[u8]) -> bool {
+        match &self.pending {
+            Some(h) => !buf.is_empty() && buf.len() >= h.len as usize,
+            None if buf.len() < HEADER_LEN => false,
+            None => {
+                let len = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+                buf.len() - HEADER_LEN >= len
+            }
+        }
+    }
+
     /// How many more bytes `buf` needs to complete the frame in progress (at least 1 when
     /// nothing can be decoded yet). Used to size reads; never above one frame.
     pub fn bytes_needed(&self, buf: &BytesMut) -> usize {

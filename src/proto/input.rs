@@ -17,7 +17,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::Core;
-use crate::frame::{Decoder, Frame, HEADER_LEN, PREFACE_LEN};
+use crate::frame::{Decoder, Frame, PREFACE_LEN};
 
 /// What of the peer's byte stream has been decoded: the header whose payload is still
 /// awaited, if any. One per session, passed to every [`Core::handle_input`] call with the
@@ -68,14 +68,7 @@ impl Input {
         if !handshake_done {
             return buf.len() >= PREFACE_LEN;
         }
-        match self.frames.pending_header() {
-            Some(h) => !buf.is_empty() && buf.len() >= h.len as usize,
-            None if buf.len() < HEADER_LEN => false,
-            None => {
-                let len = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
-                buf.len() - HEADER_LEN >= len
-            }
-        }
+        self.frames.holds_whole_frame(buf)
     }
 
     /// Whether a frame's header has been taken and its payload is still awaited.

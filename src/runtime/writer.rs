@@ -36,8 +36,6 @@ pub(crate) struct Writer {
     pub(crate) tx: Transmit,
     /// Since when we have had bytes to write and the transport took none.
     pub(crate) stalled_since: Option<Instant>,
-    /// Bytes written to the transport so far.
-    written: u64,
     /// The transport failed a write: later bytes are dropped unwritten.
     dead: bool,
     /// A flush returned `Pending` (a buffering transport, or the read half mid-call): the
@@ -51,7 +49,6 @@ impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("queued", &self.tx.len())
-            .field("written", &self.written)
             .finish()
     }
 }
@@ -62,7 +59,6 @@ impl Writer {
             io,
             tx: Transmit::default(),
             stalled_since: None,
-            written: 0,
             dead: false,
             flush_pending: false,
             failure: None,
@@ -130,7 +126,6 @@ impl Writer {
                 }
                 Poll::Ready(Ok(n)) => {
                     done += n;
-                    self.written += n as u64;
                 }
                 Poll::Ready(Err(err)) => {
                     self.fail(err);
@@ -201,7 +196,6 @@ impl Writer {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.tx.advance(n);
-                    self.written += n as u64;
                     self.stalled_since = None;
                     wrote = true;
                 }
