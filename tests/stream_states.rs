@@ -766,6 +766,26 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "6.2: Reset × any frame",
+            "our FIN written, then our RESET crossed the peer's: the peer's RESET is ignored, \
+             the stream stays reset by us (the FIN and the peer's RESET leave no doubt \
+             about who reset it)",
+            C,
+            |p| {
+                let id = established(p);
+                finish(p, C, id);
+                p.pump(C);
+                reset(p, C, id);
+                p.pump(C);
+                reset(p, S, id);
+                p.pump(S);
+                id
+            },
+            RESET_US,
+            |p, _| deliver(p, S),
+            next(RESET_US, &[]),
+        ),
+        row(
+            "6.2: Reset × any frame",
             "reset by the peer: WINDOW_UPDATE, STOP_SENDING, RESET ignored",
             C,
             |p| {
@@ -1630,5 +1650,30 @@ fn the_table_covers_every_spec_row() {
         covered.len(),
         spec.len(),
         "duplicate rows in the spec tables"
+    );
+}
+
+/// A half's state lives in the stream, not in the session's bounded memory of closed ids
+/// (§6.6, L18): a receive half we stopped, whose FIN then arrived, stays Finished (its reads
+/// still failing with our stop) after that memory has forgotten the id, for as long as a
+/// handle holds the stream.
+#[test]
+fn a_stopped_then_finished_half_outlives_the_closed_id_memory() {
+    let mut p = Pair::connected(config().with_closed_stream_memory(1));
+    let id = established(&mut p);
+    stop(&mut p, S, id);
+    deliver_from(&mut p, S); // STOP_SENDING reaches the client, which answers with its FIN
+    deliver_from(&mut p, C);
+    assert_eq!(p.core_ref(S).stream_state(id), st(S_OPEN, R_FINISHED));
+    // Another stream ends at the server, and the one-entry memory forgets `id`.
+    let other = established(&mut p);
+    reset(&mut p, S, other);
+    deliver_from(&mut p, S);
+    assert_eq!(p.core_ref(S).stream_state(other), RESET_US);
+    assert_eq!(p.core_ref(S).stream_state(id), st(S_OPEN, R_FINISHED));
+    let err = read_err(&mut p, S, id);
+    assert!(
+        matches!(err, Error::StreamReset { by: Side::Local, code } if code == ErrorCode::INTERNAL_ERROR),
+        "{err:?}"
     );
 }

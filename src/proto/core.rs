@@ -230,10 +230,9 @@ impl Core {
 
     /// Puts `id` on the send queue if it has something to send.
     pub(crate) fn schedule_send(&mut self, id: u32) {
-        let unaccepted = !self.is_local_id(id);
         if let Some(stream) = self.streams.get_mut(&id) {
             // Nothing but RESET may precede the ACK of an inbound stream (spec §6.1).
-            if unaccepted && !stream.accepted {
+            if stream.unaccepted() {
                 return;
             }
             if !stream.in_send_queue && stream.wants_send(self.min_chunk) {
@@ -248,26 +247,34 @@ impl Core {
     /// finished receive half's bytes) and keeps the session's byte counts in step: unread
     /// bytes are returned as session credit, unsent bytes leave the send-buffer total.
     /// O(1), so resets under churn don't rescan the stream table.
-    pub(crate) fn abort_stream(&mut self, id: u32, err: &Error, reset: bool) {
+    pub(crate) fn abort_stream(&mut self, id: u32, err: &Error, by: Side, reset: bool) {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
         let unsent = stream.send_buffered();
-        let unread = if reset {
-            stream.reset(err, &mut self.wake)
+        let released = if reset {
+            stream.reset(err, by, &mut self.wake)
         } else {
-            stream.abort(err, &mut self.wake)
+            stream.abort(err, by, &mut self.wake)
         };
+        let recv_aborted = stream.recv_aborted();
         self.send_buffered -= unsent;
-        self.recv_buffered -= unread;
-        self.bytes_consumed(unread);
+        self.recv_buffered -= released.unread;
+        self.bytes_consumed(released.unread);
+        self.free_open_slot(released.open_slot);
         // Late DATA after an abort is counted at the session level only (§6.3), never
         // against this window: its growth is free again.
-        if matches!(
-            self.streams.get(&id).map(|s| &s.recv),
-            Some(super::stream::RecvState::Aborted(_))
-        ) {
+        if recv_aborted {
             self.release_window_growth(id);
+        }
+    }
+
+    /// One of the opener's unacknowledged-open slots is free again (spec §6.1): waiting
+    /// openers may go.
+    pub(crate) fn free_open_slot(&mut self, freed: bool) {
+        if freed {
+            self.unacked_opens -= 1;
+            self.open_waiters.drain_into(&mut self.wake);
         }
     }
 
@@ -299,17 +306,12 @@ impl Core {
             stream.live = false;
             if local {
                 self.outbound_live -= 1;
-                if !stream.acked {
-                    stream.acked = true;
-                    self.unacked_opens -= 1;
-                }
             } else {
                 self.inbound_live -= 1;
             }
             self.open_waiters.drain_into(&mut self.wake);
         }
-        let in_backlog = !local && !stream.accepted;
-        if !stream.live && stream.handles == 0 && !in_backlog {
+        if !stream.live && stream.handles == 0 && !stream.unaccepted() {
             let stream = self.streams.remove(&id).expect("present");
             // Its growth returns to the budget (spec §7.4).
             self.window_growth -=
@@ -339,8 +341,9 @@ impl Core {
             reason: None,
         });
         let err = self.error.clone().expect("just set");
+        // No stream is live: every one has ended both ways, and only wakes its waiters.
         for stream in self.streams.values_mut() {
-            stream.abort(&err, &mut self.wake);
+            stream.abort(&err, by.0, &mut self.wake);
         }
         self.open_waiters.drain_into(&mut self.wake);
         self.accept_waiters.drain_into(&mut self.wake);

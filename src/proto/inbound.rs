@@ -10,7 +10,8 @@ use super::{
     closed::LateData,
     core::Core,
     stats::{TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS},
-    stream::{RecvState, SendState, Stream},
+    stream::{RecvState, Stream},
+    transitions::NoTransition,
 };
 use crate::{
     error::{Error, Side},
@@ -91,9 +92,7 @@ impl Core {
                 );
             }
         } else if let Some(stream) = self.streams.get(&header.stream) {
-            if matches!(stream.recv, RecvState::Open | RecvState::Stopped(_))
-                && header.len > stream.recv_window.peer_credit()
-            {
+            if stream.recv_windowed() && header.len > stream.recv_window.peer_credit() {
                 return self.reject(
                     ErrorCode::FLOW_CONTROL_ERROR,
                     "data beyond the stream window",
@@ -131,7 +130,7 @@ impl Core {
         // peer cannot know the id, and an ACK or RESET would let frames of it (a WINDOW_UPDATE,
         // a STOP_SENDING) overtake its SYN or put SYNs out of order.
         let id = frame.stream_id();
-        let unsent = self.streams.get(&id).is_some_and(|s| s.syn_pending);
+        let unsent = self.streams.get(&id).is_some_and(|s| s.syn_pending());
         if id != 0 && self.is_local_id(id) && unsent {
             return self
                 .protocol_error(ErrorCode::PROTOCOL_ERROR, "frame on a never-opened stream");
@@ -209,27 +208,29 @@ impl Core {
         };
         // DATA on a stream we reset is discarded unexamined (spec §6.3, §6.6): an ACK that
         // crossed our RESET (app reset, open timeout) is no error.
-        let reset_by_us = matches!(&stream.recv, RecvState::Aborted(e)
-            if !matches!(e, Error::StreamReset { by: Side::Remote, .. }));
-        if flags.contains(Flags::ACK) && !reset_by_us {
-            if !local || stream.acked {
+        let ended_by_us = stream.recv_ended_by_us();
+        if flags.contains(Flags::ACK) && !ended_by_us {
+            if !local {
                 return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "unexpected ACK");
             }
-            stream.acked = true;
+            if let Err(NoTransition::Violation { reason }) = stream.peer_acks() {
+                return self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
+            }
+            // The open is confirmed: its unacknowledged-open slot is free (§6.1).
             self.unacked_opens -= 1;
             self.open_waiters.drain_into(&mut self.wake);
-        } else if local && !stream.acked && !reset_by_us {
+        } else if local && stream.awaiting_ack() && !ended_by_us {
             return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA before the stream's ACK");
         }
         match &stream.recv {
-            RecvState::Open | RecvState::Stopped(_) => {
+            RecvState::Idle | RecvState::Opening | RecvState::Open | RecvState::Stopping { .. } => {
                 if stream.recv_window.receive(len).is_err() {
                     return self.protocol_error(
                         ErrorCode::FLOW_CONTROL_ERROR,
                         "data beyond the stream window",
                     );
                 }
-                if matches!(stream.recv, RecvState::Open) {
+                if stream.recv_open() {
                     if len > 0 {
                         stream
                             .recv_buf
@@ -252,11 +253,19 @@ impl Core {
                 }
                 self.after_change(id);
             }
-            RecvState::Finished => self.protocol_error(ErrorCode::STREAM_CLOSED, "data after FIN"),
-            RecvState::Aborted(Error::StreamReset {
-                by: Side::Remote, ..
-            }) => self.protocol_error(ErrorCode::STREAM_CLOSED, "data after the peer's RESET"),
-            RecvState::Aborted(_) => self.bytes_consumed(len as usize),
+            RecvState::Finished { stopped: None } => {
+                self.protocol_error(ErrorCode::STREAM_CLOSED, "data after FIN")
+            }
+            RecvState::Reset {
+                err: Error::StreamReset {
+                    by: Side::Remote, ..
+                },
+                ..
+            } => self.protocol_error(ErrorCode::STREAM_CLOSED, "data after the peer's RESET"),
+            // Reset by us, or stopped and then finished: discarded, session credit only.
+            RecvState::Reset { .. } | RecvState::Finished { stopped: Some(_) } => {
+                self.bytes_consumed(len as usize)
+            }
         }
     }
 
@@ -295,7 +304,7 @@ impl Core {
             return self.send_refusal(id, code);
         }
         let peer = self.peer.expect("handshake done");
-        let mut stream = Stream::new(
+        let mut stream = Stream::from_syn(
             now,
             peer.initial_stream_window,
             self.config.initial_stream_window,
@@ -347,7 +356,7 @@ impl Core {
             self.unknown_stream(id, false);
             return;
         };
-        if local && !stream.acked {
+        if local && stream.awaiting_ack() {
             return self.protocol_error(
                 ErrorCode::PROTOCOL_ERROR,
                 "WINDOW_UPDATE before the stream's ACK",
@@ -356,7 +365,7 @@ impl Core {
         // Spec §4.2, §6.2, §10 V27: once our FIN is written (Finished) or the stream was reset
         // either way, credit can buy nothing: the update is ignored, unchecked. Idle and Open,
         // FIN pending included (`Finishing`, `Stopping`: the FIN is not written yet), add it.
-        if matches!(stream.send, SendState::Done | SendState::Aborted(_)) {
+        if stream.send_ended() {
             return;
         }
         if stream.send_credit.grant(increment).is_err() {
@@ -419,7 +428,7 @@ impl Core {
             let err = Error::StreamRefused {
                 code: ErrorCode::REFUSED_STREAM,
             };
-            self.abort_stream(id, &err, false);
+            self.abort_stream(id, &err, Side::Local, false);
             // Nothing more goes out on a refused stream: a queued STOP_SENDING would otherwise
             // reach the peer without the SYN that the refusal cleared (spec §5.2, §6.1).
             self.control
@@ -442,7 +451,7 @@ impl Core {
             return;
         }
         let refused = local
-            && !stream.acked
+            && stream.awaiting_ack()
             && (code == ErrorCode::REFUSED_STREAM || code == ErrorCode::BACKLOG_FULL);
         let err = if refused {
             Error::StreamRefused { code }
@@ -452,8 +461,8 @@ impl Core {
                 by: Side::Remote,
             }
         };
-        let unaccepted = !local && !stream.accepted;
-        self.abort_stream(id, &err, true);
+        let unaccepted = stream.unaccepted();
+        self.abort_stream(id, &err, Side::Remote, true);
         if unaccepted {
             // Rapid reset (CVE-2023-44487, spec §11 L17, §12, V34): the peer made us set up a
             // stream and tore it down before the application saw it. Its id stays in the
@@ -462,9 +471,6 @@ impl Core {
             // The counter is the tombstones not yet passed over: a flood arriving ahead of
             // any accept trips it, a client cancelling while the application keeps accepting
             // never piles them up. Ending the session past L17 keeps them at most L17 + 1.
-            if let Some(s) = self.streams.get_mut(&id) {
-                s.accepted = true;
-            }
             self.unaccepted_resets += 1;
             if self.unaccepted_resets > self.config.max_unaccepted_resets {
                 self.after_change(id);
@@ -481,14 +487,14 @@ impl Core {
             self.unknown_stream(id, false);
             return;
         };
-        if local && !stream.acked {
+        if local && stream.awaiting_ack() {
             return self.protocol_error(
                 ErrorCode::PROTOCOL_ERROR,
                 "STOP_SENDING before the stream's ACK",
             );
         }
-        let Some(dropped) = stream.peer_stops_sending(code) else {
-            return;
+        let Ok(dropped) = stream.peer_stops_sending(code) else {
+            return; // ignored (the row is named in the error)
         };
         stream.wake_write(&mut self.wake);
         stream.wake_closed(&mut self.wake);

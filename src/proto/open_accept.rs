@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{
-    stream::{SendState, Stream, HANDLE_RECV, HANDLE_SEND},
+    stream::{Stream, HANDLE_RECV, HANDLE_SEND},
     Core, ACK_DELAY,
 };
 use crate::error::{Error, Side};
@@ -41,12 +41,11 @@ impl Core {
             return Poll::Pending;
         }
         let id = self.ids.allocate().expect("checked: not exhausted");
-        let mut stream = Stream::new(
+        let mut stream = Stream::opened(
             now,
             peer.initial_stream_window,
             self.config.initial_stream_window,
         );
-        stream.syn_pending = true;
         stream.handles = HANDLE_SEND | HANDLE_RECV;
         self.streams.insert(id, Box::new(stream));
         self.outbound_live += 1;
@@ -72,15 +71,10 @@ impl Core {
                 self.unaccepted_resets = self.unaccepted_resets.saturating_sub(1);
                 continue;
             };
-            stream.accepted = true;
             stream.handles = HANDLE_SEND | HANDLE_RECV;
             // The ACK goes out even if a STOP_SENDING already ended our send half: the FIN
             // then rides on it (spec §6.2).
-            let live_send = !matches!(stream.send, SendState::Done | SendState::Aborted(_));
-            if live_send {
-                stream.ack_pending = true;
-                stream.ack_held = true;
-            }
+            let live_send = stream.accept();
             // Each stream the application takes earns back one locally generated reset
             // (spec §11 L16), so ordinary churn never trips that limit.
             self.local_resets = self.local_resets.saturating_sub(1);

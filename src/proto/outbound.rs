@@ -4,7 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::{core::Core, stream::SendState, transmit::ZERO_COPY_FROM, Transmit};
+use super::{
+    core::Core,
+    stream::{AckDue, Fin, SendState},
+    transmit::ZERO_COPY_FROM,
+    Transmit,
+};
 use crate::frame::{Flags, Frame, FrameType, Header, PREFACE_LEN};
 
 /// DATA bytes one stream may put in a frame per turn, so one bulk stream can't hold the
@@ -145,7 +150,7 @@ impl Core {
                 // Streams opened before a graceful GOAWAY continue (spec §8.2): their SYNs
                 // must reach the peer first, or it would see no stream left and close.
                 let mut unsent: Vec<u32> = (self.streams.iter())
-                    .filter_map(|(id, s)| s.syn_pending.then_some(*id))
+                    .filter_map(|(id, s)| s.syn_pending().then_some(*id))
                     .collect();
                 unsent.sort_unstable();
                 for id in unsent {
@@ -167,9 +172,9 @@ impl Core {
             if let Frame::StopSending { stream, .. } = frame {
                 // STOP_SENDING may not precede the stream's SYN or ACK on the wire, and SYNs
                 // go out in id order (spec §5.1): lower ids still unsent go first.
-                if self.streams.get(&stream).is_some_and(|s| s.syn_pending) {
+                if self.streams.get(&stream).is_some_and(|s| s.syn_pending()) {
                     let mut unsent: Vec<u32> = (self.streams.iter())
-                        .filter_map(|(id, s)| (s.syn_pending && *id < stream).then_some(*id))
+                        .filter_map(|(id, s)| (s.syn_pending() && *id < stream).then_some(*id))
                         .collect();
                     unsent.sort_unstable();
                     for id in unsent {
@@ -228,13 +233,10 @@ impl Core {
     /// of the stream precedes it (spec §6.1).
     fn flush_open_flags(&mut self, tx: &mut Transmit, id: u32) {
         if let Some(stream) = self.streams.get_mut(&id) {
-            let flags = match (stream.syn_pending, stream.ack_pending) {
-                (true, _) => Flags::SYN,
-                (false, true) => Flags::ACK,
-                (false, false) => return,
-            };
-            stream.syn_pending = false;
-            stream.ack_pending = false;
+            let flags = stream.take_open_flags();
+            if flags == Flags::NONE {
+                return;
+            }
             self.frames_sent += 1;
             tx.push_header(&Header {
                 kind: FrameType::Data,
@@ -262,7 +264,7 @@ impl Core {
                 continue;
             };
             stream.in_update_queue = false;
-            if !matches!(stream.recv, super::stream::RecvState::Open) {
+            if !stream.recv_open() {
                 continue;
             }
             // Auto-tuning (spec §7.4): if the reader drains the window faster than the link
@@ -317,10 +319,13 @@ impl Core {
         let max_frame = self.peer?.max_frame_payload.min(QUANTUM);
         let session_credit = self.session_send_credit.get();
         let stream = self.streams.get_mut(&id)?;
-        if !matches!(stream.send, SendState::Open)
-            || stream.syn_pending
-            || stream.ack_pending
-            || stream.send_buffered() > 0
+        if !matches!(
+            stream.send,
+            SendState::Open {
+                fin: Fin::No,
+                ack: AckDue::No
+            }
+        ) || stream.send_buffered() > 0
         {
             return None;
         }
@@ -364,7 +369,17 @@ impl Core {
             if !stream.wants_send(self.min_chunk) {
                 continue;
             }
-            let data_allowed = matches!(stream.send, SendState::Open | SendState::Finishing);
+            // No DATA once a STOP_SENDING made the FIN owed (§6.2): only that empty FIN.
+            let data_allowed = matches!(
+                stream.send,
+                SendState::Idle {
+                    fin: Fin::No | Fin::Finish,
+                    ..
+                } | SendState::Open {
+                    fin: Fin::No | Fin::Finish,
+                    ..
+                }
+            );
             let buffered = if data_allowed {
                 stream.send_buffered()
             } else {
@@ -378,26 +393,21 @@ impl Core {
             // stream credit in `wants_send` (spec §7.4.1, §12 "data dribble": a peer granting WINDOW_UPDATE(0, 1)
             // must not get a 1-byte frame per grant).
             let worth = (buffered as u32).min(self.min_chunk).max(1);
-            if buffered > 0 && session_credit < worth && !stream.syn_pending && !stream.ack_pending
-            {
+            if buffered > 0 && session_credit < worth && !stream.open_flags_due() {
                 // Only session credit is missing: it keeps its place and waits for
                 // WINDOW_UPDATE(0) (below); the streams behind it are still looked at.
                 stream.in_send_queue = true;
                 credit_waiters.push(id);
                 continue;
             }
-            let mut flags = Flags::NONE;
-            if stream.syn_pending {
-                flags = flags.union(Flags::SYN);
-                stream.syn_pending = false;
-            }
-            if stream.ack_pending {
-                flags = flags.union(Flags::ACK);
-                stream.ack_pending = false;
-            }
+            let mut flags = stream.take_open_flags();
             let fin = match stream.send {
-                SendState::Finishing => buffered == n as usize,
-                SendState::Stopping(_) => true,
+                SendState::Open {
+                    fin: Fin::Finish, ..
+                } => buffered == n as usize,
+                SendState::Open {
+                    fin: Fin::Stop(_), ..
+                } => true,
                 _ => false,
             };
             if fin {

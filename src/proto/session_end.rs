@@ -90,10 +90,15 @@ impl Core {
             share.release_all(); // nothing more arrives (§7.6)
         }
         let mut dropped = 0;
+        let mut open_slots = 0;
+        let by = err.caused_by().unwrap_or(Side::Local);
         for stream in self.streams.values_mut() {
-            dropped += stream.abort(&err, &mut self.wake);
+            let released = stream.abort(&err, by, &mut self.wake);
+            dropped += released.unread;
+            open_slots += u32::from(released.open_slot);
         }
         self.recv_buffered -= dropped;
+        self.unacked_opens -= open_slots;
         self.send_buffered = 0; // `abort` dropped every send buffer
         self.backlog.clear();
         self.send_queue.clear();

@@ -13,7 +13,7 @@ use super::{
     buffer::ByteQueue,
     closed::LateData,
     core::Core,
-    stream::{RecvState, SendState, HANDLE_RECV, HANDLE_SEND},
+    stream::{Fin, RecvState, SendState, HANDLE_RECV, HANDLE_SEND},
 };
 use crate::{
     error::{Error, Side},
@@ -97,8 +97,7 @@ impl Core {
                     self.queue_pool.put(queue);
                 }
             }
-            let update =
-                matches!(stream.recv, RecvState::Open) && stream.recv_window.consume(n as u32);
+            let update = stream.recv_open() && stream.recv_window.consume(n as u32);
             if update && !stream.in_update_queue {
                 stream.in_update_queue = true;
                 self.update_queue.push_back(id);
@@ -108,20 +107,24 @@ impl Core {
             return Poll::Ready(Ok(Some(out)));
         }
         match &stream.recv {
-            RecvState::Open => {
+            RecvState::Idle | RecvState::Opening | RecvState::Open => {
                 stream.read_waker = Some(waker.clone());
                 Poll::Pending
             }
-            RecvState::Finished => {
+            RecvState::Finished { stopped: None } => {
                 // Every byte read and no more can come: the window's growth is free again.
                 self.release_window_growth(id);
                 Poll::Ready(Ok(None))
             }
-            RecvState::Stopped(code) => Poll::Ready(Err(Error::StreamReset {
+            // Bytes were thrown away: never a clean end (§6.3).
+            RecvState::Stopping { code, .. }
+            | RecvState::Finished {
+                stopped: Some(code),
+            } => Poll::Ready(Err(Error::StreamReset {
                 code: *code,
                 by: Side::Local,
             })),
-            RecvState::Aborted(err) => Poll::Ready(Err(err.clone())),
+            RecvState::Reset { err, .. } => Poll::Ready(Err(err.clone())),
         }
     }
 
@@ -253,12 +256,18 @@ impl Core {
         let Some(stream) = self.streams.get_mut(&id) else {
             return Poll::Ready(Err(self.gone_error()));
         };
+        if let Some(err) = stream.send_failed() {
+            return Poll::Ready(Err(err));
+        }
         match &stream.send {
-            SendState::Aborted(err) => Poll::Ready(Err(err.clone())),
-            SendState::Stopping(code) => Poll::Ready(Err(Error::StreamStopped { code: *code })),
             // After `finish`, flushed means the FIN is framed too: an application that
             // flushes and then closes the session must not have its FIN cancelled (§8.3).
-            SendState::Finishing => {
+            SendState::Idle {
+                fin: Fin::Finish, ..
+            }
+            | SendState::Open {
+                fin: Fin::Finish, ..
+            } => {
                 stream.write_waker = Some(waker.clone());
                 Poll::Pending
             }
@@ -321,8 +330,8 @@ impl Core {
         if stream.wire_closed() {
             return;
         }
-        let never_sent = stream.syn_pending;
-        self.abort_stream(id, &err, true);
+        let never_sent = stream.syn_pending();
+        self.abort_stream(id, &err, Side::Local, true);
         // A queued STOP_SENDING is moot now, and must not go out without the SYN or ACK
         // it needs ahead of it (spec §6.1, §10 V16/V17): the RESET says it all.
         self.control
@@ -340,8 +349,8 @@ impl Core {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        let Some(dropped) = stream.stop_reading(code) else {
-            return;
+        let Ok(dropped) = stream.stop_reading(code) else {
+            return; // ignored (the row is named in the error)
         };
         stream.wake_read(&mut self.wake);
         self.recv_buffered -= dropped;
@@ -368,8 +377,8 @@ impl Core {
             stream.write_waker = None;
             stream.closed_waker = None;
         }
-        let send_open = halves & HANDLE_SEND != 0 && matches!(stream.send, SendState::Open);
-        let recv_open = halves & HANDLE_RECV != 0 && matches!(stream.recv, RecvState::Open);
+        let send_open = halves & HANDLE_SEND != 0 && stream.send_unfinished();
+        let recv_open = halves & HANDLE_RECV != 0 && stream.recv_open();
         let no_handles = stream.handles == 0;
         if send_open {
             self.reset(id, ErrorCode::CANCEL);

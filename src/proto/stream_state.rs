@@ -1,14 +1,15 @@
-//! The spec's names for a stream's state (spec §6.2, §6.3), derived from the core's own
-//! representation ([`Stream`]'s `SendState`/`RecvState` plus its flags and the session's
-//! recently-closed memory). Read-only: nothing here changes a stream; it is the view the
-//! state-table test (`tests/stream_states.rs`) checks every (state × event) row against.
+//! The public view of a stream's state in the spec's names (spec §6.2, §6.3): [`SendHalf`]
+//! and [`RecvHalf`], read from the core's own `SendState`/`RecvState` (`stream.rs`), which use the
+//! same names and carry what each state needs. The view drops that data (buffers, the owed
+//! FIN's code, the error) and applies one rule the core's record keeps apart: a RESET moves
+//! both halves to Reset. Read-only; the state-table test (`tests/stream_states.rs`) checks
+//! every (state × event) row against it.
 
 use super::{
-    closed::LateData,
     core::Core,
-    stream::{RecvState, SendState, Stream},
+    stream::{is_stream_reset, Fin, RecvState, SendState, Stream},
 };
-use crate::error::{Error, Side, TimeoutKind};
+use crate::error::Side;
 
 /// A stream's send half, named as in spec §6.2.
 ///
@@ -117,101 +118,49 @@ pub enum RecvHalf {
     },
 }
 
-/// What an abort error says about how a half ended.
-enum Ended {
-    /// The empty FIN answering the peer's STOP_SENDING was written (send half only).
-    StopFin,
-    /// A RESET went one way or the other (both halves Reset, spec §6.3).
-    Reset(Side),
-    /// The session ended under the stream.
-    Session(Side),
-}
-
-fn ended(err: &Error, late: Option<LateData>) -> Ended {
-    match err {
-        Error::StreamStopped { .. } => Ended::StopFin,
-        Error::StreamReset { by, .. } => Ended::Reset(*by),
-        Error::Timeout(TimeoutKind::Open | TimeoutKind::Linger) => Ended::Reset(Side::Local),
-        // A refusal is the peer's RESET (which marks the id as ended by the peer); without
-        // that mark the peer's GOAWAY failed the stream, which §6.6 counts as ours.
-        Error::StreamRefused { .. } if late == Some(LateData::Error) => Ended::Reset(Side::Remote),
-        Error::StreamRefused { .. } => Ended::Reset(Side::Local),
-        other => Ended::Session(other.caused_by().unwrap_or(Side::Local)),
-    }
-}
-
 impl Stream {
-    /// Who reset this stream, if a RESET went either way: a RESET moves both halves to
-    /// Reset (spec §6.3), though the representation leaves a half that had already ended
-    /// cleanly (`SendState::Done`, `RecvState::Finished`) untouched or marks only the half
-    /// that was still live.
-    ///
-    /// Ambiguity of the representation: a receive half that we stopped and whose FIN then
-    /// arrived is `Aborted(StreamReset { by: Local })`, like one we reset. They are told
-    /// apart by the recently-closed bit (`late`): the FIN marks the id as ended by the peer,
-    /// our RESET as ours. Should the peer's RESET cross ours, the bit says "peer" too, and a
-    /// stream whose send half had already finished is then reported Finished/Finished; and
-    /// once the memory has evicted the id (§11 L18) a stopped-then-FIN half still held by a
-    /// handle is reported Reset (by us).
-    fn reset_by(&self, late: Option<LateData>) -> Option<Side> {
-        if let SendState::Aborted(err) = &self.send {
-            if let Ended::Reset(by) = ended(err, late) {
-                return Some(by);
+    /// Who reset the stream, if a RESET went either way (or an open or linger timeout, or a
+    /// refusal): spec §6.3 moves both halves to Reset, though a half that had already ended
+    /// (FIN written, or the peer's FIN after we stopped reading) keeps its own record in the
+    /// core, so that what the application saw of it stays true.
+    fn reset_by(&self) -> Option<Side> {
+        match (&self.send, &self.recv) {
+            (SendState::Reset { err, by }, _) | (_, RecvState::Reset { err, by })
+                if is_stream_reset(err) =>
+            {
+                Some(*by)
             }
+            _ => None,
         }
-        if let RecvState::Aborted(err) = &self.recv {
-            match ended(err, late) {
-                Ended::Reset(Side::Local)
-                    if matches!(err, Error::StreamReset { .. })
-                        && late == Some(LateData::Error) =>
-                {
-                    return None; // stopped, then the peer's FIN (see above)
-                }
-                Ended::Reset(by) => return Some(by),
-                _ => {}
-            }
-        }
-        None
     }
 
-    /// The send half as spec §6.2 names it. `local`: we opened the stream; `late`: what the
-    /// session's recently-closed memory says about the id ([`Core`] passes it).
-    pub(crate) fn send_half(&self, local: bool, late: Option<LateData>) -> SendHalf {
-        if self.reset_by(late).is_some() {
+    /// The send half as spec §6.2 names it.
+    pub(crate) fn send_half(&self) -> SendHalf {
+        if self.reset_by().is_some() {
             return SendHalf::Reset;
         }
         match &self.send {
-            SendState::Aborted(err) => match ended(err, late) {
-                Ended::StopFin => SendHalf::Finished,
-                Ended::Reset(_) | Ended::Session(_) => SendHalf::Reset,
+            SendState::Idle { .. } => SendHalf::Idle,
+            SendState::Open { fin, .. } => SendHalf::Open {
+                fin_pending: *fin != Fin::No,
             },
-            SendState::Done => SendHalf::Finished,
-            // Nothing on the wire yet: our SYN, or (inbound) the ACK before the accept.
-            _ if local && self.syn_pending => SendHalf::Idle,
-            _ if !local && !self.accepted => SendHalf::Idle,
-            SendState::Open => SendHalf::Open { fin_pending: false },
-            SendState::Finishing | SendState::Stopping(_) => SendHalf::Open { fin_pending: true },
+            SendState::Finished { .. } => SendHalf::Finished,
+            SendState::Reset { .. } => SendHalf::Reset,
         }
     }
 
-    /// The receive half as spec §6.3 names it; arguments as for [`Stream::send_half`].
-    pub(crate) fn recv_half(&self, local: bool, late: Option<LateData>) -> RecvHalf {
-        if let Some(by) = self.reset_by(late) {
+    /// The receive half as spec §6.3 names it.
+    pub(crate) fn recv_half(&self) -> RecvHalf {
+        if let Some(by) = self.reset_by() {
             return RecvHalf::Reset { by };
         }
         match &self.recv {
-            RecvState::Aborted(err) => match ended(err, late) {
-                Ended::Session(by) => RecvHalf::Reset { by },
-                // Only the stopped-then-FIN case reaches here (`reset_by` took the rest).
-                Ended::Reset(_) | Ended::StopFin => RecvHalf::Finished,
-            },
-            RecvState::Finished => RecvHalf::Finished,
-            _ if local && self.syn_pending => RecvHalf::Idle,
-            RecvState::Open if local && !self.acked => RecvHalf::Opening,
+            RecvState::Idle => RecvHalf::Idle,
+            RecvState::Opening => RecvHalf::Opening,
             RecvState::Open => RecvHalf::Open,
-            RecvState::Stopped(_) => RecvHalf::Stopping {
-                acked: !local || self.acked,
-            },
+            RecvState::Stopping { acked, .. } => RecvHalf::Stopping { acked: *acked },
+            RecvState::Finished { .. } => RecvHalf::Finished,
+            RecvState::Reset { by, .. } => RecvHalf::Reset { by: *by },
         }
     }
 }
@@ -224,8 +173,6 @@ impl Core {
     /// still held is reported with its terminal states.
     pub fn stream_state(&self, id: u32) -> Option<(SendHalf, RecvHalf)> {
         let stream = self.streams.get(&id)?;
-        let local = self.is_local_id(id);
-        let late = self.closed.get(id);
-        Some((stream.send_half(local, late), stream.recv_half(local, late)))
+        Some((stream.send_half(), stream.recv_half()))
     }
 }

@@ -87,10 +87,7 @@ impl Core {
                 break;
             }
             self.open_timers.pop_front();
-            let waiting = self
-                .streams
-                .get(&id)
-                .is_some_and(|s| !s.acked && s.live && !s.syn_pending);
+            let waiting = self.streams.get(&id).is_some_and(|s| s.awaiting_ack());
             if waiting {
                 self.defences.open_timeouts += 1;
                 self.defences.last_stream = id;
@@ -105,8 +102,7 @@ impl Core {
             self.ack_timers.pop_front();
             // Spec §6.1: the application sent nothing on the stream in time: ACK it alone.
             if let Some(stream) = self.streams.get_mut(&id) {
-                if stream.ack_pending && stream.ack_held {
-                    stream.ack_held = false;
+                if stream.ack_hold_expired() {
                     self.schedule_send(id);
                 }
             }
@@ -137,11 +133,11 @@ impl Core {
         let streams = &self.streams;
         if self.open_timers.len() > 2 * self.unacked_opens as usize + 64 {
             self.open_timers
-                .retain(|(_, id)| streams.get(id).is_some_and(|s| !s.acked && s.live));
+                .retain(|(_, id)| streams.get(id).is_some_and(|s| s.holds_open_slot()));
         }
         if self.ack_timers.len() > 2 * streams.len() + 64 {
             self.ack_timers
-                .retain(|(_, id)| streams.get(id).is_some_and(|s| s.ack_pending && s.ack_held));
+                .retain(|(_, id)| streams.get(id).is_some_and(|s| s.ack_held()));
         }
         if self.linger_timers.len() > 2 * streams.len() + 64 {
             self.linger_timers

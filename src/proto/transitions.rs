@@ -1,51 +1,156 @@
 //! The half-state transitions of one stream, each a method named for its event and citing
 //! the row of spec §6.2 (send half) or §6.3 (receive half) it implements. The core's input
 //! and command paths call these instead of assigning states, so every way a half changes
-//! state is listed here. (RESET either way, and the session's end, are [`Stream::reset`]
-//! and [`Stream::abort`].)
+//! state is listed here, except the RESET rows and the session's end, which are
+//! [`Stream::reset`] and [`Stream::abort`] beside the states.
+//!
+//! A transition the current state does not take returns [`NoTransition`], naming the row
+//! that says what happens instead.
 
-use super::stream::{RecvState, SendState, Stream};
-use crate::{
-    error::{Error, Side},
-    frame::ErrorCode,
-};
+use super::stream::{AckDue, Fin, RecvState, SendState, Stream};
+use crate::{error::Error, frame::Flags};
+
+/// Why an event changed no state: the spec row that covers it in the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoTransition {
+    /// The row ignores the event.
+    Ignored {
+        /// The spec row, for the reader and the debugger.
+        #[allow(dead_code)]
+        row: &'static str,
+    },
+    /// The row makes the event the peer's violation: session PROTOCOL_ERROR with `reason`.
+    Violation { reason: &'static str },
+}
 
 impl Stream {
     /// §6.2 "Open × application finishes": FIN pending, it goes out with the last buffered
-    /// byte. Finishing again is a no-op; an aborted or stopped half says why it can't.
+    /// byte. `Ok(false)`: finished already, nothing changes. An aborted or stopped half says
+    /// why it can't.
     #[inline]
     pub(crate) fn finish_send(&mut self) -> Result<bool, Error> {
-        match &self.send {
-            SendState::Open => {
-                self.send = SendState::Finishing;
-                Ok(true)
-            }
-            SendState::Aborted(err) => Err(err.clone()),
-            SendState::Stopping(code) => Err(Error::StreamStopped { code: *code }),
-            SendState::Finishing | SendState::Done => Ok(false),
+        match &mut self.send {
+            SendState::Idle { fin, .. } | SendState::Open { fin, .. } => match *fin {
+                Fin::No => {
+                    *fin = Fin::Finish;
+                    Ok(true)
+                }
+                Fin::Finish => Ok(false),
+                Fin::Stop(code) => Err(Error::StreamStopped { code }),
+            },
+            SendState::Finished {
+                stopped: Some(code),
+            } => Err(Error::StreamStopped { code: *code }),
+            SendState::Finished { stopped: None } => Ok(false),
+            SendState::Reset { err, .. } => Err(err.clone()),
         }
     }
 
-    /// §6.2 "Open × recv STOP_SENDING(c)": unsent data is discarded, writes fail with
-    /// `stopped(c)` and an empty FIN is owed. Returns the bytes discarded, or `None` when the
-    /// row is "Finished / Reset × recv STOP_SENDING: ignore".
+    /// §6.2 "Open × recv STOP_SENDING(c)" (and "Idle (acceptor) × recv STOP_SENDING(c)",
+    /// recorded [C]): unsent data is discarded, writes fail with `stopped(c)` and an empty
+    /// FIN is owed. Returns the bytes discarded.
     #[inline]
-    pub(crate) fn peer_stops_sending(&mut self, code: ErrorCode) -> Option<usize> {
-        if !matches!(self.send, SendState::Open | SendState::Finishing) {
-            return None;
+    pub(crate) fn peer_stops_sending(
+        &mut self,
+        code: crate::frame::ErrorCode,
+    ) -> Result<usize, NoTransition> {
+        match &mut self.send {
+            SendState::Idle { fin, .. } | SendState::Open { fin, .. }
+                if !matches!(fin, Fin::Stop(_)) =>
+            {
+                *fin = Fin::Stop(code);
+                Ok(self.send_buf.take().map_or(0, |b| b.len()))
+            }
+            _ => Err(NoTransition::Ignored {
+                row: "§6.2 Finished × recv STOP_SENDING; Reset × any frame: ignore",
+            }),
         }
-        self.send = SendState::Stopping(code);
-        Some(self.send_buf.take().map_or(0, |b| b.len()))
+    }
+
+    /// §6.2 "Idle (acceptor) × application accepts": the ACK is due, held for up to
+    /// `ACK_DELAY` to ride on the first reply (§6.1); a recorded STOP_SENDING's FIN rides on
+    /// it. `false` if the half is no longer Idle (reset while it waited).
+    #[inline]
+    pub(crate) fn accept(&mut self) -> bool {
+        match self.send {
+            SendState::Idle { opener: false, fin } => {
+                self.send = SendState::Open {
+                    fin,
+                    ack: AckDue::Held,
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// §6.1: the ACK hold ran out, the ACK goes out alone. `false` if it was written already.
+    #[inline]
+    pub(crate) fn ack_hold_expired(&mut self) -> bool {
+        match &mut self.send {
+            SendState::Open { ack, .. } if *ack == AckDue::Held => {
+                *ack = AckDue::Now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The flags the stream's next frame must carry to open it (spec §6.1), and the moves
+    /// that writing them makes: §6.2 "Idle (opener) × application opens" → Open (SYN
+    /// written) with §6.3 "Idle (opener) × SYN sent" → Opening; the acceptor's ACK is out.
+    #[inline]
+    pub(crate) fn take_open_flags(&mut self) -> Flags {
+        match &mut self.send {
+            SendState::Idle { opener: true, fin } => {
+                self.send = SendState::Open {
+                    fin: *fin,
+                    ack: AckDue::No,
+                };
+                if matches!(self.recv, RecvState::Idle) {
+                    self.recv = RecvState::Opening;
+                }
+                Flags::SYN
+            }
+            SendState::Open { ack, .. } if *ack != AckDue::No => {
+                *ack = AckDue::No;
+                Flags::ACK
+            }
+            _ => Flags::NONE,
+        }
     }
 
     /// §6.2 "… Finished once FIN written": the frame just built carries our FIN. A FIN owed
-    /// to the peer's STOP_SENDING ends the half with the stop as its error.
+    /// to the peer's STOP_SENDING keeps the stop as the error later writes get.
     #[inline]
     pub(crate) fn fin_written(&mut self) {
-        self.send = match self.send {
-            SendState::Stopping(code) => SendState::Aborted(Error::StreamStopped { code }),
-            _ => SendState::Done,
+        let stopped = match self.send {
+            SendState::Open {
+                fin: Fin::Stop(code),
+                ..
+            } => Some(code),
+            _ => None,
         };
+        self.send = SendState::Finished { stopped };
+    }
+
+    /// §6.3 "Opening × recv DATA with ACK" → Open, "Stopping (ACK not yet received) × recv
+    /// DATA with ACK" → Stopping: the open is confirmed. Any other state: "Open / Stopping
+    /// (ACK received) × recv DATA with ACK" is the peer's violation.
+    #[inline]
+    pub(crate) fn peer_acks(&mut self) -> Result<(), NoTransition> {
+        match self.recv {
+            RecvState::Opening => self.recv = RecvState::Open,
+            RecvState::Stopping { code, acked: false } => {
+                self.recv = RecvState::Stopping { code, acked: true }
+            }
+            _ => {
+                return Err(NoTransition::Violation {
+                    reason: "unexpected ACK",
+                })
+            }
+        }
+        Ok(())
     }
 
     /// §6.3 "Open × recv DATA (FIN) → Finished" and "Stopping × recv DATA (FIN) → Finished":
@@ -53,25 +158,31 @@ impl Stream {
     /// failing (it is never a clean end).
     #[inline]
     pub(crate) fn peer_finished(&mut self) {
-        self.recv = match self.recv {
-            RecvState::Stopped(code) => RecvState::Aborted(Error::StreamReset {
-                code,
-                by: Side::Local,
-            }),
-            _ => RecvState::Finished,
+        let stopped = match self.recv {
+            RecvState::Stopping { code, .. } => Some(code),
+            _ => None,
         };
+        self.recv = RecvState::Finished { stopped };
     }
 
-    /// §6.3 "Open × application stops reading(c)": STOP_SENDING(c) is owed and arriving bytes
-    /// are discarded until the peer's FIN. Returns the unread bytes discarded, or `None` if
-    /// the half is not Open (stopping twice, or after the end, does nothing).
+    /// §6.3 "Open × application stops reading(c)" (and "Opening × …", which keeps waiting
+    /// for the ACK): STOP_SENDING(c) is owed and arriving bytes are discarded until the
+    /// peer's FIN. Returns the unread bytes discarded.
     #[inline]
-    pub(crate) fn stop_reading(&mut self, code: ErrorCode) -> Option<usize> {
-        if !matches!(self.recv, RecvState::Open) {
-            return None;
-        }
-        self.recv = RecvState::Stopped(code);
-        self.stop_pending = Some(code);
-        Some(self.recv_buf.take().map_or(0, |mut b| b.clear()))
+    pub(crate) fn stop_reading(
+        &mut self,
+        code: crate::frame::ErrorCode,
+    ) -> Result<usize, NoTransition> {
+        let acked = match self.recv {
+            RecvState::Open => true,
+            RecvState::Idle | RecvState::Opening => false,
+            _ => {
+                return Err(NoTransition::Ignored {
+                    row: "stop reading after Stopping, Finished or Reset: nothing to stop",
+                })
+            }
+        };
+        self.recv = RecvState::Stopping { code, acked };
+        Ok(self.recv_buf.take().map_or(0, |mut b| b.clear()))
     }
 }
