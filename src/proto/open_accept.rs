@@ -74,7 +74,7 @@ impl Core {
             stream.handles = HANDLE_SEND | HANDLE_RECV;
             // The ACK goes out even if a STOP_SENDING already ended our send half: the FIN
             // then rides on it (spec §6.2).
-            let live_send = stream.accept();
+            let live_send = stream.accept().is_ok();
             // Each stream the application takes earns back one locally generated reset
             // (spec §11 L16), so ordinary churn never trips that limit.
             self.local_resets = self.local_resets.saturating_sub(1);

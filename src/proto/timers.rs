@@ -102,7 +102,7 @@ impl Core {
             self.ack_timers.pop_front();
             // Spec §6.1: the application sent nothing on the stream in time: ACK it alone.
             if let Some(stream) = self.streams.get_mut(&id) {
-                if stream.ack_hold_expired() {
+                if stream.ack_hold_expired().is_ok() {
                     self.schedule_send(id);
                 }
             }

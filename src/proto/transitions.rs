@@ -69,30 +69,35 @@ impl Stream {
 
     /// §6.2 "Idle (acceptor) × application accepts": the ACK is due, held for up to
     /// `ACK_DELAY` to ride on the first reply (§6.1); a recorded STOP_SENDING's FIN rides on
-    /// it. `false` if the half is no longer Idle (reset while it waited).
+    /// it. Ignored if the half is no longer Idle (the session ended while it waited).
     #[inline]
-    pub(crate) fn accept(&mut self) -> bool {
+    pub(crate) fn accept(&mut self) -> Result<(), NoTransition> {
         match self.send {
             SendState::Idle { opener: false, fin } => {
                 self.send = SendState::Open {
                     fin,
                     ack: AckDue::Held,
                 };
-                true
+                Ok(())
             }
-            _ => false,
+            _ => Err(NoTransition::Ignored {
+                row: "§6.2 any × session closes: Reset, nothing left to acknowledge",
+            }),
         }
     }
 
-    /// §6.1: the ACK hold ran out, the ACK goes out alone. `false` if it was written already.
+    /// §6.1: the ACK hold ran out, the ACK goes out alone ("promptly"). Ignored once the
+    /// ACK is written (it rode on the stream's first frame) or the stream was reset.
     #[inline]
-    pub(crate) fn ack_hold_expired(&mut self) -> bool {
+    pub(crate) fn ack_hold_expired(&mut self) -> Result<(), NoTransition> {
         match &mut self.send {
             SendState::Open { ack, .. } if *ack == AckDue::Held => {
                 *ack = AckDue::Now;
-                true
+                Ok(())
             }
-            _ => false,
+            _ => Err(NoTransition::Ignored {
+                row: "§6.1 the ACK rode on the stream's first frame, or a RESET went first",
+            }),
         }
     }
 
