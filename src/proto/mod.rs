@@ -1,10 +1,26 @@
 //! The protocol core: sessions, streams, windows and timers as plain Rust with no IO and no
 //! clock (spec §5–§8). Inputs: the peer's bytes through [`Core::handle_input`] (the one entry
-//! point for everything the transport delivers), [`Core::handle_timeout`] and application commands (`poll_open`,
-//! `poll_write`, `finish`, `reset`, ...). Outputs: [`Core::poll_transmit`] (bytes for the
-//! transport), [`Core::poll_timeout`] (when to call back), and wakers to wake
-//! ([`Core::take_wakers`]). The tokio runtime in [`crate::Session`] is a thin shell around it;
-//! tests, fuzz targets and benches drive it directly.
+//! point for everything the transport delivers), [`Core::handle_timeout`] and application
+//! commands (`poll_open`, `poll_write`, `finish`, `reset`, ...). Outputs:
+//! [`Core::poll_transmit`] (bytes for the transport), [`Core::poll_timeout`] (when to call
+//! back), and wakers to wake ([`Core::take_wakers`]). The tokio runtime in [`crate::Session`]
+//! is a thin shell around it; tests, fuzz targets and benches drive it directly.
+//!
+//! Where to start reading, in the order a frame travels:
+//! - `input.rs` (bytes in) → `inbound.rs` (each frame applied: DATA, RESET, GOAWAY, ...);
+//! - `stream.rs` (one stream: its two halves, named as the spec's §6.2/§6.3 states, with
+//!   their diagrams) → `transitions.rs` (every way a half changes state, each citing its row)
+//!   → `stream_state.rs` (the public view the state-table test checks);
+//! - `stream_ops.rs` (the application's reads, writes, finish, reset, stop) and
+//!   `open_accept.rs` (opening and accepting streams);
+//! - `outbound.rs` (frames out, in priority order) → `transmit.rs` (the byte queue the
+//!   runtime writes);
+//! - `core.rs` (the session's state and the bookkeeping shared by the above), `timers.rs`,
+//!   `session_end.rs`, `ping.rs`;
+//! - the small checked types: `stream_ids.rs` (id parity and ordering, §5), `window.rs`
+//!   (credit and windows, §7), `closed.rs` (recently closed ids, §6.6), `budget.rs`
+//!   (memory shared across sessions, §7.6), `buffer.rs`, `waiters.rs`, `activity.rs`,
+//!   `idle.rs`, `stats.rs`.
 
 mod activity;
 mod budget;

@@ -390,8 +390,8 @@ impl Core {
                 .min(session_credit)
                 .min(max_frame);
             // Session credit too small to be worth a frame gets the same silly-window rule as
-            // stream credit in `wants_send` (spec §7.4.1, §12 "data dribble": a peer granting WINDOW_UPDATE(0, 1)
-            // must not get a 1-byte frame per grant).
+            // stream credit in `wants_send` (spec §7.4.1, §12 "data dribble": a peer granting
+            // WINDOW_UPDATE(0, 1) must not get a 1-byte frame per grant).
             let worth = (buffered as u32).min(self.min_chunk).max(1);
             if buffered > 0 && session_credit < worth && !stream.open_flags_due() {
                 // Only session credit is missing: it keeps its place and waits for

@@ -27,8 +27,8 @@ impl Core {
         self.check_drained();
     }
 
-    /// The last_stream_id for a GOAWAY: the last id the peer opened, but never above an earlier GOAWAY's
-    /// (SYNs refused after our first GOAWAY still raise it, spec §5.2, §8.2).
+    /// The last_stream_id for a GOAWAY: the last id the peer opened, but never above an
+    /// earlier GOAWAY's (SYNs refused after our first GOAWAY still raise it, spec §5.2, §8.2).
     fn goaway_last_stream(&mut self) -> u32 {
         let last = match self.goaway_last {
             Some(last) => last.min(self.ids.last_peer()),

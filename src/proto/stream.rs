@@ -50,7 +50,7 @@ pub(crate) enum AckDue {
 pub(crate) enum SendState {
     /// Nothing of ours on the wire. `opener`: our SYN waits (writes and `finish` are
     /// buffered meanwhile); else the application has not accepted the stream (a STOP_SENDING
-    /// received meanwhile is recorded in `fin`, and its FIN rides on the ACK, §6.2 [C]).
+    /// received meanwhile is recorded in `fin`, and its FIN rides on the ACK, §6.2 \[C\]).
     Idle { opener: bool, fin: Fin },
     /// DATA may be sent. `fin`: FIN pending; `ack`: the acceptor's ACK not yet written.
     Open { fin: Fin, ack: AckDue },

@@ -30,8 +30,9 @@ const LARGE_COPY_FROM: usize = 16 * 1024;
 /// frame taken wakes it), and its next write finds the queue empty, so it can go straight
 /// to the transport from the caller's buffer ([`Core::take_write_through`]) instead of
 /// being copied. A deeper queue kept every write of a busy session on the copying path,
-/// which cost bulk-100 throughput and CPU (spec/DECISIONS.md). Bytes that must wait for the peer's credit anyway are queued up to the
-/// whole send buffer, so they go the moment a WINDOW_UPDATE arrives.
+/// which cost bulk-100 throughput and CPU (spec/DECISIONS.md). Bytes that must wait for the
+/// peer's credit anyway are queued up to the whole send buffer, so they go the moment a
+/// WINDOW_UPDATE arrives.
 const LARGE_COPY_AHEAD: usize = 64 * 1024;
 
 impl Core {

@@ -47,7 +47,7 @@ impl Stream {
     }
 
     /// §6.2 "Open × recv STOP_SENDING(c)" (and "Idle (acceptor) × recv STOP_SENDING(c)",
-    /// recorded [C]): unsent data is discarded, writes fail with `stopped(c)` and an empty
+    /// recorded \[C\]): unsent data is discarded, writes fail with `stopped(c)` and an empty
     /// FIN is owed. Returns the bytes discarded.
     #[inline]
     pub(crate) fn peer_stops_sending(
