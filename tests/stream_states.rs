@@ -1677,3 +1677,40 @@ fn a_stopped_then_finished_half_outlives_the_closed_id_memory() {
         "{err:?}"
     );
 }
+
+/// A stream the application resets before accepting it (its id is known, ids being
+/// sequential) stays in the backlog: `poll_accept` still hands it out, reset, and it is not
+/// taken for the tombstone of a stream the peer reset, so the backlog's count and the
+/// rapid-reset count (§11 L17) stay right.
+#[test]
+fn a_stream_reset_before_its_accept_is_still_accepted_and_no_tombstone() {
+    let mut p = Pair::connected(config());
+    let first = open_sent(&mut p);
+    let second = open_sent(&mut p);
+    let third = open_sent(&mut p);
+    reset(&mut p, S, first); // ours, before the accept
+    reset(&mut p, C, third); // the peer's: a tombstone
+    deliver_from(&mut p, C);
+    assert_eq!(p.core_ref(S).stats().unaccepted_resets, 1);
+    assert_eq!(p.core_ref(S).stats().backlog, 2);
+    assert_eq!(accept(&mut p), first);
+    assert_eq!(p.core_ref(S).stream_state(first), RESET_US);
+    assert_eq!(accept(&mut p), second);
+    let stats = p.core_ref(S).stats();
+    assert_eq!((stats.backlog, stats.unaccepted_resets), (0, 1));
+}
+
+/// A failed session frees the streams still waiting in its accept backlog: nothing can
+/// accept them any more, and their buffered bytes go with them.
+#[test]
+fn a_failed_session_frees_the_streams_nobody_accepted() {
+    let mut p = Pair::connected(config());
+    let id = open_unsent(&mut p);
+    write(&mut p, C, id, b"abc");
+    deliver_from(&mut p, C);
+    assert_eq!(p.core_ref(S).stats().recv_buffered, 3);
+    p.core(S).abandon(std::io::Error::other("gone"));
+    let stats = p.core_ref(S).stats();
+    assert_eq!((stats.tracked_streams, stats.recv_buffered), (0, 0));
+    assert_eq!(p.core_ref(S).stream_state(id), None);
+}

@@ -311,7 +311,7 @@ impl Core {
             }
             self.open_waiters.drain_into(&mut self.wake);
         }
-        if !stream.live && stream.handles == 0 && !stream.unaccepted() {
+        if !stream.live && stream.handles == 0 && !stream.in_backlog {
             let stream = self.streams.remove(&id).expect("present");
             // Its growth returns to the budget (spec §7.4).
             self.window_growth -=

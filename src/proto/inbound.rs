@@ -322,6 +322,7 @@ impl Core {
             stream.peer_finished(); // §6.3 "— (acceptor) × recv DATA+SYN": Finished if FIN
             self.closed_how(id, LateData::Error);
         }
+        stream.in_backlog = true;
         self.streams.insert(id, Box::new(stream));
         self.inbound_live += 1;
         self.backlog.push_back(id);
@@ -461,7 +462,8 @@ impl Core {
                 by: Side::Remote,
             }
         };
-        let unaccepted = stream.unaccepted();
+        // Its backlog entry becomes a tombstone; the stream itself is freed below.
+        let unaccepted = std::mem::take(&mut stream.in_backlog);
         self.abort_stream(id, &err, Side::Remote, true);
         if unaccepted {
             // Rapid reset (CVE-2023-44487, spec §11 L17, §12, V34): the peer made us set up a

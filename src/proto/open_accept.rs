@@ -71,6 +71,7 @@ impl Core {
                 self.unaccepted_resets = self.unaccepted_resets.saturating_sub(1);
                 continue;
             };
+            stream.in_backlog = false;
             stream.handles = HANDLE_SEND | HANDLE_RECV;
             // The ACK goes out even if a STOP_SENDING already ended our send half: the FIN
             // then rides on it (spec §6.2).

@@ -94,6 +94,9 @@ impl Core {
         let by = err.caused_by().unwrap_or(Side::Local);
         for stream in self.streams.values_mut() {
             let released = stream.abort(&err, by, &mut self.wake);
+            // The backlog is cleared below: nothing can accept these streams any more, so
+            // they are freed with the rest.
+            stream.in_backlog = false;
             dropped += released.unread;
             open_slots += u32::from(released.open_slot);
         }

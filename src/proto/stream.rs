@@ -142,6 +142,11 @@ pub(crate) struct Stream {
     pub(crate) live: bool,
     pub(crate) in_send_queue: bool,
     pub(crate) in_update_queue: bool,
+    /// Waits in the accept backlog (from its SYN until `poll_accept` takes it, the peer's
+    /// RESET makes its entry a tombstone, or the session fails): kept in the table meanwhile
+    /// even once closed, so the application still gets it, and its entry is not mistaken
+    /// for a tombstone.
+    pub(crate) in_backlog: bool,
     /// HANDLE_SEND | HANDLE_RECV.
     pub(crate) handles: u8,
     pub(crate) read_waker: Option<Waker>,
@@ -168,6 +173,7 @@ impl Stream {
             live: true,
             in_send_queue: false,
             in_update_queue: false,
+            in_backlog: false,
             handles: 0,
             read_waker: None,
             write_waker: None,
