@@ -261,7 +261,9 @@ impl Core {
         self.send_buffered -= unsent;
         self.recv_buffered -= released.unread;
         self.bytes_consumed(released.unread);
-        self.free_open_slot(released.open_slot);
+        if released.open_slot {
+            self.free_open_slot();
+        }
         // Late DATA after an abort is counted at the session level only (§6.3), never
         // against this window: its growth is free again.
         if recv_aborted {
@@ -271,11 +273,9 @@ impl Core {
 
     /// One of the opener's unacknowledged-open slots is free again (spec §6.1): waiting
     /// openers may go.
-    pub(crate) fn free_open_slot(&mut self, freed: bool) {
-        if freed {
-            self.unacked_opens -= 1;
-            self.open_waiters.drain_into(&mut self.wake);
-        }
+    fn free_open_slot(&mut self) {
+        self.unacked_opens -= 1;
+        self.open_waiters.drain_into(&mut self.wake);
     }
 
     /// Stream `id` takes no more DATA and buffers none: its window's growth returns to the

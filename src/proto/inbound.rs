@@ -11,7 +11,6 @@ use super::{
     core::Core,
     stats::{TOO_MANY_EMPTY_FRAMES, TOO_MANY_LOCAL_RESETS, TOO_MANY_UNACCEPTED_RESETS},
     stream::{RecvState, Stream},
-    transitions::NoTransition,
 };
 use crate::{
     error::{Error, Side},
@@ -130,8 +129,8 @@ impl Core {
         // peer cannot know the id, and an ACK or RESET would let frames of it (a WINDOW_UPDATE,
         // a STOP_SENDING) overtake its SYN or put SYNs out of order.
         let id = frame.stream_id();
-        let unsent = self.streams.get(&id).is_some_and(|s| s.syn_pending());
-        if id != 0 && self.is_local_id(id) && unsent {
+        // (The parity test first: it spares the table lookup for the peer's streams and 0.)
+        if self.is_local_id(id) && self.streams.get(&id).is_some_and(|s| s.syn_pending()) {
             return self
                 .protocol_error(ErrorCode::PROTOCOL_ERROR, "frame on a never-opened stream");
         }
@@ -199,7 +198,6 @@ impl Core {
                 return;
             }
         }
-        let local = self.is_local_id(id);
         let Some(stream) = self.streams.get_mut(&id) else {
             if self.unknown_stream(id, true) {
                 self.bytes_consumed(len as usize);
@@ -210,16 +208,14 @@ impl Core {
         // crossed our RESET (app reset, open timeout) is no error.
         let ended_by_us = stream.recv_ended_by_us();
         if flags.contains(Flags::ACK) && !ended_by_us {
-            if !local {
-                return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "unexpected ACK");
-            }
-            if let Err(NoTransition::Violation { reason }) = stream.peer_acks() {
+            // Only an opener that awaits it takes an ACK (a peer-opened stream never does).
+            if let Err(reason) = stream.peer_acks() {
                 return self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
             }
             // The open is confirmed: its unacknowledged-open slot is free (§6.1).
             self.unacked_opens -= 1;
             self.open_waiters.drain_into(&mut self.wake);
-        } else if local && stream.awaiting_ack() && !ended_by_us {
+        } else if stream.awaiting_ack() && !ended_by_us {
             return self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA before the stream's ACK");
         }
         match &stream.recv {
@@ -352,12 +348,11 @@ impl Core {
             }
             return;
         }
-        let local = self.is_local_id(id);
         let Some(stream) = self.streams.get_mut(&id) else {
             self.unknown_stream(id, false);
             return;
         };
-        if local && stream.awaiting_ack() {
+        if stream.awaiting_ack() {
             return self.protocol_error(
                 ErrorCode::PROTOCOL_ERROR,
                 "WINDOW_UPDATE before the stream's ACK",
@@ -442,7 +437,6 @@ impl Core {
     }
 
     fn on_reset(&mut self, id: u32, code: ErrorCode) {
-        let local = self.is_local_id(id);
         let Some(stream) = self.streams.get_mut(&id) else {
             self.unknown_stream(id, false);
             return;
@@ -451,8 +445,7 @@ impl Core {
         if stream.wire_closed() {
             return;
         }
-        let refused = local
-            && stream.awaiting_ack()
+        let refused = stream.awaiting_ack()
             && (code == ErrorCode::REFUSED_STREAM || code == ErrorCode::BACKLOG_FULL);
         let err = if refused {
             Error::StreamRefused { code }
@@ -484,12 +477,11 @@ impl Core {
     }
 
     fn on_stop_sending(&mut self, id: u32, code: ErrorCode) {
-        let local = self.is_local_id(id);
         let Some(stream) = self.streams.get_mut(&id) else {
             self.unknown_stream(id, false);
             return;
         };
-        if local && stream.awaiting_ack() {
+        if stream.awaiting_ack() {
             return self.protocol_error(
                 ErrorCode::PROTOCOL_ERROR,
                 "STOP_SENDING before the stream's ACK",

@@ -370,16 +370,7 @@ impl Core {
                 continue;
             }
             // No DATA once a STOP_SENDING made the FIN owed (§6.2): only that empty FIN.
-            let data_allowed = matches!(
-                stream.send,
-                SendState::Idle {
-                    fin: Fin::No | Fin::Finish,
-                    ..
-                } | SendState::Open {
-                    fin: Fin::No | Fin::Finish,
-                    ..
-                }
-            );
+            let data_allowed = matches!(stream.fin(), Some(Fin::No | Fin::Finish));
             let buffered = if data_allowed {
                 stream.send_buffered()
             } else {
@@ -401,13 +392,9 @@ impl Core {
                 continue;
             }
             let mut flags = stream.take_open_flags();
-            let fin = match stream.send {
-                SendState::Open {
-                    fin: Fin::Finish, ..
-                } => buffered == n as usize,
-                SendState::Open {
-                    fin: Fin::Stop(_), ..
-                } => true,
+            let fin = match stream.fin() {
+                Some(Fin::Finish) => buffered == n as usize,
+                Some(Fin::Stop(_)) => true,
                 _ => false,
             };
             if fin {

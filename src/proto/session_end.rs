@@ -41,11 +41,7 @@ impl Core {
     /// Immediate close (spec §8.3): GOAWAY, every stream fails, the transport closes once
     /// the GOAWAY is written.
     pub fn close(&mut self) {
-        let code = if self.inbound_live + self.outbound_live == 0 {
-            ErrorCode::NO_ERROR
-        } else {
-            ErrorCode::CANCEL
-        };
+        let code = self.closing_code();
         self.fail(
             Error::SessionClosed {
                 code,
@@ -61,12 +57,18 @@ impl Core {
     /// spec §8.3) for whatever can still be written, but every stream and waiter fails with
     /// `err`, which says what happened.
     pub fn abandon(&mut self, err: std::io::Error) {
-        let code = if self.inbound_live + self.outbound_live == 0 {
+        let code = self.closing_code();
+        self.fail(Error::io(err), Some((code, "session abandoned")));
+    }
+
+    /// The GOAWAY code of a close we choose (spec §8.3): NO_ERROR if no stream is open, else
+    /// CANCEL (streams are cut off).
+    fn closing_code(&self) -> ErrorCode {
+        if self.inbound_live + self.outbound_live == 0 {
             ErrorCode::NO_ERROR
         } else {
             ErrorCode::CANCEL
-        };
-        self.fail(Error::io(err), Some((code, "session abandoned")));
+        }
     }
 
     /// Ends the session with `err`: GOAWAY(`goaway.0`) if given, every stream and waiter

@@ -8,7 +8,7 @@ use std::{task::Waker, time::Instant};
 use super::buffer::ByteQueue;
 use super::window::{Credit, RecvWindow};
 use crate::{
-    error::{Error, Side, TimeoutKind},
+    error::{Error, Side},
     frame::ErrorCode,
 };
 
@@ -92,18 +92,6 @@ pub(crate) enum RecvState {
     /// Reset either way, or the session ended first (terminal): reads fail with `err`;
     /// `by` as for [`SendState::Reset`].
     Reset { err: Error, by: Side },
-}
-
-/// Whether an abort error is a stream's RESET (either way, an open or linger timeout, a
-/// refusal), which moves both halves to Reset (spec §6.3), rather than the session's end,
-/// which leaves a Finished half Finished.
-pub(crate) fn is_stream_reset(err: &Error) -> bool {
-    matches!(
-        err,
-        Error::StreamReset { .. }
-            | Error::StreamRefused { .. }
-            | Error::Timeout(TimeoutKind::Open | TimeoutKind::Linger)
-    )
 }
 
 /// The send half in a mask of stream halves ([`super::Core::release`]): the only definition,
@@ -208,11 +196,19 @@ impl Stream {
         if let Some(err) = self.send_failed() {
             return Err(err);
         }
-        match &self.send {
-            SendState::Idle { fin: Fin::No, .. } | SendState::Open { fin: Fin::No, .. } => {
-                Ok(cap.saturating_sub(self.send_buffered()).min(session_room))
-            }
+        match self.fin() {
+            Some(Fin::No) => Ok(cap.saturating_sub(self.send_buffered()).min(session_room)),
             _ => Err(Error::Finished),
+        }
+    }
+
+    /// The FIN decision of a send half whose FIN is not written yet (Idle or Open); `None`
+    /// once Finished or Reset.
+    #[inline]
+    pub(crate) fn fin(&self) -> Option<Fin> {
+        match self.send {
+            SendState::Idle { fin, .. } | SendState::Open { fin, .. } => Some(fin),
+            SendState::Finished { .. } | SendState::Reset { .. } => None,
         }
     }
 
@@ -220,21 +216,15 @@ impl Stream {
     /// (or the session ended), or stopped by the peer (§6.2: writes fail with `stopped(c)`
     /// from the STOP_SENDING on, and keep failing so after its FIN is written).
     pub(crate) fn send_failed(&self) -> Option<Error> {
-        match &self.send {
-            SendState::Reset { err, .. } => Some(err.clone()),
-            SendState::Idle {
-                fin: Fin::Stop(code),
-                ..
-            }
-            | SendState::Open {
-                fin: Fin::Stop(code),
-                ..
-            }
-            | SendState::Finished {
-                stopped: Some(code),
-            } => Some(Error::StreamStopped { code: *code }),
-            _ => None,
-        }
+        let stopped = match &self.send {
+            SendState::Reset { err, .. } => return Some(err.clone()),
+            SendState::Finished { stopped } => *stopped,
+            _ => match self.fin() {
+                Some(Fin::Stop(code)) => Some(code),
+                _ => None,
+            },
+        };
+        stopped.map(|code| Error::StreamStopped { code })
     }
 
     pub(crate) fn send_buffered(&self) -> usize {
@@ -301,10 +291,7 @@ impl Stream {
     /// stream, §6.5).
     #[inline]
     pub(crate) fn send_unfinished(&self) -> bool {
-        matches!(
-            self.send,
-            SendState::Idle { fin: Fin::No, .. } | SendState::Open { fin: Fin::No, .. }
-        )
+        self.fin() == Some(Fin::No)
     }
 
     /// The send half's FIN is written or it was reset: nothing more of it goes out, and

@@ -13,7 +13,7 @@ use super::{
     buffer::ByteQueue,
     closed::LateData,
     core::Core,
-    stream::{Fin, RecvState, SendState, HANDLE_RECV, HANDLE_SEND},
+    stream::{Fin, RecvState, HANDLE_RECV, HANDLE_SEND},
 };
 use crate::{
     error::{Error, Side},
@@ -260,24 +260,13 @@ impl Core {
         if let Some(err) = stream.send_failed() {
             return Poll::Ready(Err(err));
         }
-        match &stream.send {
-            // After `finish`, flushed means the FIN is framed too: an application that
-            // flushes and then closes the session must not have its FIN cancelled (§8.3).
-            SendState::Idle {
-                fin: Fin::Finish, ..
-            }
-            | SendState::Open {
-                fin: Fin::Finish, ..
-            } => {
-                stream.write_waker = Some(waker.clone());
-                Poll::Pending
-            }
-            _ if stream.send_buffered() == 0 => Poll::Ready(Ok(())),
-            _ => {
-                stream.write_waker = Some(waker.clone());
-                Poll::Pending
-            }
+        // After `finish`, flushed means the FIN is framed too: an application that flushes
+        // and then closes the session must not have its FIN cancelled (§8.3).
+        if stream.fin() != Some(Fin::Finish) && stream.send_buffered() == 0 {
+            return Poll::Ready(Ok(()));
         }
+        stream.write_waker = Some(waker.clone());
+        Poll::Pending
     }
 
     /// `Ready` with the error a write would get once the send half can take no more bytes

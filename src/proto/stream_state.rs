@@ -7,9 +7,9 @@
 
 use super::{
     core::Core,
-    stream::{is_stream_reset, Fin, RecvState, SendState, Stream},
+    stream::{Fin, RecvState, SendState, Stream},
 };
-use crate::error::Side;
+use crate::error::{Error, Side, TimeoutKind};
 
 /// A stream's send half, named as in spec §6.2.
 ///
@@ -116,6 +116,18 @@ pub enum RecvHalf {
         /// Who reset the stream (or ended the session).
         by: Side,
     },
+}
+
+/// Whether an abort error is a stream's RESET (either way, an open or linger timeout, a
+/// refusal), which moves both halves to Reset (spec §6.3), rather than the session's end,
+/// which leaves a Finished half Finished.
+fn is_stream_reset(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::StreamReset { .. }
+            | Error::StreamRefused { .. }
+            | Error::Timeout(TimeoutKind::Open | TimeoutKind::Linger)
+    )
 }
 
 impl Stream {

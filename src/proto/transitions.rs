@@ -4,24 +4,16 @@
 //! state is listed here, except the RESET rows and the session's end, which are
 //! [`Stream::reset`] and [`Stream::abort`] beside the states.
 //!
-//! A transition the current state does not take returns [`NoTransition`], naming the row
-//! that says what happens instead.
+//! A transition the current state does not take returns an error: [`Ignored`] where the
+//! spec's row (named in the method's doc) ignores the event, the violation's reason where it
+//! makes the event a session error, the application's error where it fails a command.
 
 use super::stream::{AckDue, Fin, RecvState, SendState, Stream};
 use crate::{error::Error, frame::Flags};
 
-/// Why an event changed no state: the spec row that covers it in the current state.
+/// The event changes nothing in this state: the spec's row for it says to ignore it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NoTransition {
-    /// The row ignores the event.
-    Ignored {
-        /// The spec row, for the reader and the debugger.
-        #[allow(dead_code)]
-        row: &'static str,
-    },
-    /// The row makes the event the peer's violation: session PROTOCOL_ERROR with `reason`.
-    Violation { reason: &'static str },
-}
+pub(crate) struct Ignored;
 
 impl Stream {
     /// §6.2 "Open × application finishes": FIN pending, it goes out with the last buffered
@@ -48,12 +40,13 @@ impl Stream {
 
     /// §6.2 "Open × recv STOP_SENDING(c)" (and "Idle (acceptor) × recv STOP_SENDING(c)",
     /// recorded \[C\]): unsent data is discarded, writes fail with `stopped(c)` and an empty
-    /// FIN is owed. Returns the bytes discarded.
+    /// FIN is owed. Returns the bytes discarded. Ignored once that FIN is owed already, and
+    /// by "Finished × recv STOP_SENDING" and "Reset × any frame".
     #[inline]
     pub(crate) fn peer_stops_sending(
         &mut self,
         code: crate::frame::ErrorCode,
-    ) -> Result<usize, NoTransition> {
+    ) -> Result<usize, Ignored> {
         match &mut self.send {
             SendState::Idle { fin, .. } | SendState::Open { fin, .. }
                 if !matches!(fin, Fin::Stop(_)) =>
@@ -61,17 +54,16 @@ impl Stream {
                 *fin = Fin::Stop(code);
                 Ok(self.send_buf.take().map_or(0, |b| b.len()))
             }
-            _ => Err(NoTransition::Ignored {
-                row: "§6.2 Finished × recv STOP_SENDING; Reset × any frame: ignore",
-            }),
+            _ => Err(Ignored),
         }
     }
 
     /// §6.2 "Idle (acceptor) × application accepts": the ACK is due, held for up to
     /// `ACK_DELAY` to ride on the first reply (§6.1); a recorded STOP_SENDING's FIN rides on
-    /// it. Ignored if the half is no longer Idle (the session ended while it waited).
+    /// it. Ignored if the half is no longer Idle: reset while it waited ("any × session
+    /// closes", or the application's reset through [`super::Core::reset`]).
     #[inline]
-    pub(crate) fn accept(&mut self) -> Result<(), NoTransition> {
+    pub(crate) fn accept(&mut self) -> Result<(), Ignored> {
         match self.send {
             SendState::Idle { opener: false, fin } => {
                 self.send = SendState::Open {
@@ -80,24 +72,20 @@ impl Stream {
                 };
                 Ok(())
             }
-            _ => Err(NoTransition::Ignored {
-                row: "§6.2 any × session closes: Reset, nothing left to acknowledge",
-            }),
+            _ => Err(Ignored),
         }
     }
 
     /// §6.1: the ACK hold ran out, the ACK goes out alone ("promptly"). Ignored once the
     /// ACK is written (it rode on the stream's first frame) or the stream was reset.
     #[inline]
-    pub(crate) fn ack_hold_expired(&mut self) -> Result<(), NoTransition> {
+    pub(crate) fn ack_hold_expired(&mut self) -> Result<(), Ignored> {
         match &mut self.send {
             SendState::Open { ack, .. } if *ack == AckDue::Held => {
                 *ack = AckDue::Now;
                 Ok(())
             }
-            _ => Err(NoTransition::Ignored {
-                row: "§6.1 the ACK rode on the stream's first frame, or a RESET went first",
-            }),
+            _ => Err(Ignored),
         }
     }
 
@@ -129,11 +117,8 @@ impl Stream {
     /// to the peer's STOP_SENDING keeps the stop as the error later writes get.
     #[inline]
     pub(crate) fn fin_written(&mut self) {
-        let stopped = match self.send {
-            SendState::Open {
-                fin: Fin::Stop(code),
-                ..
-            } => Some(code),
+        let stopped = match self.fin() {
+            Some(Fin::Stop(code)) => Some(code),
             _ => None,
         };
         self.send = SendState::Finished { stopped };
@@ -141,19 +126,16 @@ impl Stream {
 
     /// §6.3 "Opening × recv DATA with ACK" → Open, "Stopping (ACK not yet received) × recv
     /// DATA with ACK" → Stopping: the open is confirmed. Any other state: "Open / Stopping
-    /// (ACK received) × recv DATA with ACK" is the peer's violation.
+    /// (ACK received) × recv DATA with ACK (repeat ACK, or ACK on a peer-opened stream)" is
+    /// the peer's violation, and the error is its reason (session PROTOCOL_ERROR).
     #[inline]
-    pub(crate) fn peer_acks(&mut self) -> Result<(), NoTransition> {
+    pub(crate) fn peer_acks(&mut self) -> Result<(), &'static str> {
         match self.recv {
             RecvState::Opening => self.recv = RecvState::Open,
             RecvState::Stopping { code, acked: false } => {
                 self.recv = RecvState::Stopping { code, acked: true }
             }
-            _ => {
-                return Err(NoTransition::Violation {
-                    reason: "unexpected ACK",
-                })
-            }
+            _ => return Err("unexpected ACK"),
         }
         Ok(())
     }
@@ -172,20 +154,14 @@ impl Stream {
 
     /// §6.3 "Open × application stops reading(c)" (and "Opening × …", which keeps waiting
     /// for the ACK): STOP_SENDING(c) is owed and arriving bytes are discarded until the
-    /// peer's FIN. Returns the unread bytes discarded.
+    /// peer's FIN. Returns the unread bytes discarded. Ignored once Stopping, Finished or
+    /// Reset: nothing is left to stop.
     #[inline]
-    pub(crate) fn stop_reading(
-        &mut self,
-        code: crate::frame::ErrorCode,
-    ) -> Result<usize, NoTransition> {
+    pub(crate) fn stop_reading(&mut self, code: crate::frame::ErrorCode) -> Result<usize, Ignored> {
         let acked = match self.recv {
             RecvState::Open => true,
             RecvState::Idle | RecvState::Opening => false,
-            _ => {
-                return Err(NoTransition::Ignored {
-                    row: "stop reading after Stopping, Finished or Reset: nothing to stop",
-                })
-            }
+            _ => return Err(Ignored),
         };
         self.recv = RecvState::Stopping { code, acked };
         Ok(self.recv_buf.take().map_or(0, |mut b| b.clear()))
