@@ -21,12 +21,12 @@ use std::{collections::BTreeSet, task::Poll};
 
 use braid::proto::{HANDLE_RECV as RECV, HANDLE_SEND as SEND};
 use braid::{
-    frame::{encode_frame, Flags, Frame},
+    frame::{Flags, Frame},
     proto::{RecvHalf, SendHalf, ACK_DELAY},
     Config, Error, ErrorCode, Side,
 };
-use bytes::{Bytes, BytesMut};
 use support::pair::{waker, End, Event, Pair};
+use support::raw::{data, data_frame, encode_all};
 
 const C: End = End::Client;
 const S: End = End::Server;
@@ -139,22 +139,31 @@ fn deliver(p: &mut Pair, from: End) {
     p.deliver(from, n);
 }
 
+/// `from` transmits and the peer processes it all (one way only).
+fn deliver_from(p: &mut Pair, from: End) {
+    p.pump(from);
+    deliver(p, from);
+}
+
+/// A row's event: what `from` has on the wire arrives and the peer processes it. At least
+/// one frame of stream `id` (or a GOAWAY, which concerns them all) must be among it, or an
+/// "ignored" row would pass having tested nothing.
+fn arrive(p: &mut Pair, from: End, id: u32) {
+    let before = p.events().len();
+    deliver(p, from);
+    let arrived = p.events()[before..].iter().any(|e| match e {
+        Event::Received(end, f) if *end == from.peer() => {
+            f.stream_id() == id || matches!(f, Frame::GoAway { .. })
+        }
+        _ => false,
+    });
+    assert!(arrived, "no frame of stream {id} arrived from {from:?}");
+}
+
 /// Puts `frames` on the wire as if `from` had sent them (a peer a correct core never is).
 fn raw(p: &mut Pair, from: End, frames: &[Frame]) {
     p.pump(from);
-    let mut out = BytesMut::new();
-    for f in frames {
-        encode_frame(f, &mut out);
-    }
-    p.write_raw(from, &out);
-}
-
-fn data(id: u32, flags: Flags, payload: &'static [u8]) -> Frame {
-    Frame::Data {
-        stream: id,
-        flags,
-        payload: Bytes::from_static(payload),
-    }
+    p.write_raw(from, &encode_all(frames));
 }
 
 fn wu(id: u32, increment: u32) -> Frame {
@@ -236,9 +245,57 @@ fn credit_spent(p: &mut Pair, id: u32) {
 
 /// Established, then the client finished with 100 bytes still waiting for credit.
 fn fin_pending(p: &mut Pair) -> u32 {
+    let id = starved(p);
+    finish(p, C, id);
+    id
+}
+
+/// Established, and the client's FIN is on the wire (not yet delivered).
+fn fin_on_wire(p: &mut Pair) -> u32 {
+    let id = established(p);
+    finish(p, C, id);
+    p.pump(C);
+    id
+}
+
+/// Established, and the server's STOP_SENDING is on the wire (not yet delivered).
+fn stopped_by_server(p: &mut Pair) -> u32 {
+    let id = established(p);
+    stop(p, S, id);
+    p.pump(S);
+    id
+}
+
+/// The server has the client's SYN; the client stopped reading before the ACK, its
+/// STOP_SENDING is on the wire.
+fn stopped_before_ack(p: &mut Pair) -> u32 {
+    let id = open_sent(p);
+    stop(p, C, id);
+    p.pump(C);
+    id
+}
+
+/// Established, and the client spent the stream's credit with 100 bytes left waiting.
+fn starved(p: &mut Pair) -> u32 {
     let id = established(p);
     credit_spent(p, id);
+    id
+}
+
+/// Established, and the client's 4 bytes "more" are on the wire.
+fn more_on_wire(p: &mut Pair) -> u32 {
+    let id = established(p);
+    write(p, C, id, b"more");
+    p.pump(C);
+    id
+}
+
+/// Established; the client wrote "bye" and finished, and the server has both, unread.
+fn finished_unread(p: &mut Pair) -> u32 {
+    let id = established(p);
+    write(p, C, id, b"bye");
     finish(p, C, id);
+    deliver_from(p, C);
     id
 }
 
@@ -280,6 +337,30 @@ fn read_err(p: &mut Pair, end: End, id: u32) -> Error {
         Poll::Ready(Err(e)) => e,
         other => panic!("read should fail, got {other:?}"),
     }
+}
+
+/// The writer learned of the peer's STOP_SENDING(INTERNAL_ERROR), the code `stop` uses.
+fn assert_stopped(err: Error) {
+    assert!(
+        matches!(err, Error::StreamStopped { code } if code == ErrorCode::INTERNAL_ERROR),
+        "{err:?}"
+    );
+}
+
+/// The peer reset the stream with INTERNAL_ERROR, the code `reset` uses.
+fn assert_reset_by_peer(err: Error) {
+    assert!(
+        matches!(err, Error::StreamReset { by: Side::Remote, code } if code == ErrorCode::INTERNAL_ERROR),
+        "{err:?}"
+    );
+}
+
+/// The session was closed by `by`.
+fn assert_closed_by(err: Error, by: Side) {
+    assert!(
+        matches!(err, Error::SessionClosed { by: b, .. } if b == by),
+        "{err:?}"
+    );
 }
 
 fn describe(f: &Frame) -> String {
@@ -368,9 +449,7 @@ fn rows() -> Vec<Row> {
             "a STOP_SENDING was recorded: the FIN rides on the ACK",
             S,
             |p| {
-                let id = open_sent(p);
-                stop(p, C, id);
-                p.pump(C);
+                let id = stopped_before_ack(p);
                 deliver(p, C);
                 id
             },
@@ -378,22 +457,14 @@ fn rows() -> Vec<Row> {
             |p, id| assert_eq!(accept(p), id),
             next(st(S_FINISHED, R_OPEN), &["DATA+ACK+FIN[0]"]),
         )
-        .check(|p, id| {
-            let err = write_err(p, S, id);
-            assert!(matches!(err, Error::StreamStopped { code } if code == ErrorCode::INTERNAL_ERROR), "{err:?}");
-        }),
+        .check(|p, id| assert_stopped(write_err(p, S, id))),
         row(
             "6.2: Idle (acceptor) × recv STOP_SENDING(c)",
             "recorded, nothing sent before the accept",
             S,
-            |p| {
-                let id = open_sent(p);
-                stop(p, C, id);
-                p.pump(C);
-                id
-            },
+            stopped_before_ack,
             st(S_IDLE, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_IDLE, R_OPEN), &[]),
         ),
         row(
@@ -406,7 +477,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_IDLE, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_IDLE, R_OPEN), &[]),
         ),
         row(
@@ -419,7 +490,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_OPEN, R_OPEN), &[]),
         ),
         row(
@@ -433,7 +504,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_FIN_PENDING, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_FINISHED, R_OPEN), &["DATA+FIN[100]"]),
         ),
         row(
@@ -446,7 +517,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_FIN_PENDING, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(ErrorCode::FLOW_CONTROL_ERROR),
         ),
         row(
@@ -459,7 +530,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_IDLE, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             SessionError(ErrorCode::FLOW_CONTROL_ERROR),
         ),
         row(
@@ -467,14 +538,12 @@ fn rows() -> Vec<Row> {
             "Finished: ignored, no overflow check",
             C,
             |p| {
-                let id = established(p);
-                finish(p, C, id);
-                p.pump(C);
+                let id = fin_on_wire(p);
                 raw(p, S, &[wu(id, 0x7fff_ffff), wu(id, 0x7fff_ffff)]);
                 id
             },
             st(S_FINISHED, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_FINISHED, R_OPEN), &[]),
         ),
         row(
@@ -489,7 +558,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             RESET_US,
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_US, &[]),
         ),
         row(
@@ -505,16 +574,27 @@ fn rows() -> Vec<Row> {
             "6.2: Open × application writes",
             "no credit left: buffered, nothing sent",
             C,
-            |p| {
-                let id = established(p);
-                credit_spent(p, id);
-                id
-            },
+            starved,
             st(S_OPEN, R_OPEN),
             |p, id| write(p, C, id, b"more"),
             next(st(S_OPEN, R_OPEN), &[]),
         )
         .check(|p, _| assert_eq!(p.core_ref(C).stats().send_buffered, 104)),
+        row(
+            "6.2: Open × application writes",
+            "beyond the stream's send buffer (§11 L8): the writer waits, nothing sent",
+            C,
+            starved,
+            st(S_OPEN, R_OPEN),
+            |p, id| {
+                let cap = config().stream_send_buffer as usize;
+                let room = cap - p.core_ref(C).stats().send_buffered;
+                let took = p.core(C).poll_write(id, waker(), &vec![0u8; cap]);
+                assert!(matches!(took, Poll::Ready(Ok(n)) if n == room), "{took:?}");
+                assert!(p.core(C).poll_write(id, waker(), b"x").is_pending());
+            },
+            next(st(S_OPEN, R_OPEN), &[]),
+        ),
         row(
             "6.2: Open × application finishes",
             "nothing buffered: empty DATA+FIN",
@@ -528,11 +608,7 @@ fn rows() -> Vec<Row> {
             "6.2: Open × application finishes",
             "data waits for credit: FIN pending, the half stays Open",
             C,
-            |p| {
-                let id = established(p);
-                credit_spent(p, id);
-                id
-            },
+            starved,
             st(S_OPEN, R_OPEN),
             |p, id| finish(p, C, id),
             next(st(S_FIN_PENDING, R_OPEN), &[]),
@@ -541,20 +617,12 @@ fn rows() -> Vec<Row> {
             "6.2: Open × recv STOP_SENDING(c)",
             "empty DATA+FIN, the writer fails with stopped(c)",
             C,
-            |p| {
-                let id = established(p);
-                stop(p, S, id);
-                p.pump(S);
-                id
-            },
+            stopped_by_server,
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_FINISHED, R_OPEN), &["DATA+FIN[0]"]),
         )
-        .check(|p, id| {
-            let err = write_err(p, C, id);
-            assert!(matches!(err, Error::StreamStopped { code } if code == ErrorCode::INTERNAL_ERROR), "{err:?}");
-        }),
+        .check(|p, id| assert_stopped(write_err(p, C, id))),
         row(
             "6.2: Open × recv STOP_SENDING(c)",
             "FIN pending with unsent data: the data is discarded, empty DATA+FIN",
@@ -566,7 +634,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_FIN_PENDING, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_FINISHED, R_OPEN), &["DATA+FIN[0]"]),
         )
         .check(|p, _| assert_eq!(p.core_ref(C).stats().send_buffered, 0)),
@@ -583,7 +651,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_FINISHED, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_FINISHED, R_OPEN), &[]),
         ),
         row(
@@ -628,12 +696,7 @@ fn rows() -> Vec<Row> {
             "6.2: Idle / Open / Finished × application resets(c), or drops the handle unfinished",
             "Finished (receive half open): RESET(c)",
             C,
-            |p| {
-                let id = established(p);
-                finish(p, C, id);
-                p.pump(C);
-                id
-            },
+            fin_on_wire,
             st(S_FINISHED, R_OPEN),
             |p, id| reset(p, C, id),
             next(RESET_US, &["RESET(INTERNAL_ERROR)"]),
@@ -649,7 +712,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_IDLE, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(None, &[]),
         )
         .check(|p, _| assert_eq!(p.core_ref(S).stats().unaccepted_resets, 1)),
@@ -664,13 +727,10 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_PEER, &[]),
         )
-        .check(|p, id| {
-            let err = write_err(p, C, id);
-            assert!(matches!(err, Error::StreamReset { by: Side::Remote, code } if code == ErrorCode::INTERNAL_ERROR), "{err:?}");
-        }),
+        .check(|p, id| assert_reset_by_peer(write_err(p, C, id))),
         row(
             "6.2: Idle / Open / Finished × recv RESET(c)",
             "Open, FIN pending: unsent data discarded",
@@ -682,7 +742,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_FIN_PENDING, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_PEER, &[]),
         )
         .check(|p, _| assert_eq!(p.core_ref(C).stats().send_buffered, 0)),
@@ -691,15 +751,13 @@ fn rows() -> Vec<Row> {
             "Finished",
             C,
             |p| {
-                let id = established(p);
-                finish(p, C, id);
-                p.pump(C);
+                let id = fin_on_wire(p);
                 reset(p, S, id);
                 p.pump(S);
                 id
             },
             st(S_FINISHED, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_PEER, &[]),
         ),
         row(
@@ -711,10 +769,7 @@ fn rows() -> Vec<Row> {
             |p, _| p.core(C).close(),
             next(RESET_US, &["GOAWAY(CANCEL)"]),
         )
-        .check(|p, id| {
-            let err = write_err(p, C, id);
-            assert!(matches!(err, Error::SessionClosed { by: Side::Local, .. }), "{err:?}");
-        }),
+        .check(|p, id| assert_closed_by(write_err(p, C, id), Side::Local)),
         row(
             "6.2: any × session closes (§8.3)",
             "Open, the peer closes",
@@ -726,24 +781,24 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_PEER, &[]),
-        ),
+        )
+        .check(|p, id| assert_closed_by(write_err(p, C, id), Side::Remote)),
         row(
             "6.2: any × session closes (§8.3)",
             "Finished: the core keeps the terminal Finished (the table says 'any ... Reset'; \
              Finished is terminal, and §6.3 keeps a Finished receive half Finished)",
             C,
-            |p| {
-                let id = established(p);
-                finish(p, C, id);
-                p.pump(C);
-                id
-            },
+            fin_on_wire,
             st(S_FINISHED, R_OPEN),
             |p, _| p.core(C).close(),
             next(st(S_FINISHED, R_RESET_US), &["GOAWAY(CANCEL)"]),
-        ),
+        )
+        .check(|p, id| {
+            let err = write_err(p, C, id);
+            assert!(matches!(err, Error::Finished), "a later write fails as finished: {err:?}");
+        }),
         row(
             "6.2: Reset × any frame",
             "reset by us: WINDOW_UPDATE, STOP_SENDING, RESET ignored",
@@ -761,7 +816,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             RESET_US,
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_US, &[]),
         ),
         row(
@@ -771,9 +826,7 @@ fn rows() -> Vec<Row> {
              about who reset it)",
             C,
             |p| {
-                let id = established(p);
-                finish(p, C, id);
-                p.pump(C);
+                let id = fin_on_wire(p);
                 reset(p, C, id);
                 p.pump(C);
                 reset(p, S, id);
@@ -781,7 +834,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             RESET_US,
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_US, &[]),
         ),
         row(
@@ -801,7 +854,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             RESET_PEER,
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_PEER, &[]),
         ),
         // ===== §6.3 receive half =====
@@ -825,7 +878,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             None,
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_IDLE, R_OPEN), &[]),
         )
         .check(|p, id| {
@@ -844,7 +897,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             None,
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_IDLE, R_FINISHED), &[]),
         ),
         row(
@@ -857,7 +910,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPENING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_OPEN, R_OPEN), &[]),
         )
         .check(|p, id| {
@@ -874,7 +927,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPENING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_OPEN, R_FINISHED), &[]),
         ),
         row(
@@ -887,7 +940,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPENING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -900,7 +953,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPENING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -913,7 +966,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPENING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -956,7 +1009,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING_UNACKED),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_OPEN, R_STOPPING), &[]),
         )
         .check(|p, id| {
@@ -975,9 +1028,10 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING_UNACKED),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_OPEN, R_FINISHED), &[]),
-        ),
+        )
+        .check(|p, _| assert_eq!(p.core_ref(C).stats().recv_buffered, 0)),
         row(
             "6.3: Stopping (ACK not yet received) × recv DATA without ACK, WINDOW_UPDATE, or STOP_SENDING",
             "DATA without ACK",
@@ -989,7 +1043,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING_UNACKED),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -1003,7 +1057,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING_UNACKED),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -1017,19 +1071,14 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING_UNACKED),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
             "6.3: Stopping (ACK not yet received) × open timeout",
             "RESET(TIMEOUT)",
             C,
-            |p| {
-                let id = open_sent(p);
-                stop(p, C, id);
-                p.pump(C);
-                id
-            },
+            stopped_before_ack,
             st(S_OPEN, R_STOPPING_UNACKED),
             |p, _| p.advance(config().open_timeout),
             next(RESET_US, &["RESET(TIMEOUT)"]),
@@ -1044,7 +1093,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -1058,7 +1107,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -1071,21 +1120,16 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             SessionError(e),
         ),
         row(
             "6.3: Open × recv DATA",
             "buffered",
             S,
-            |p| {
-                let id = established(p);
-                write(p, C, id, b"more");
-                p.pump(C);
-                id
-            },
+            more_on_wire,
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_OPEN, R_OPEN), &[]),
         )
         .check(|p, id| assert_eq!(read_all(p, S, id), b"more")),
@@ -1101,7 +1145,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_OPEN, R_FINISHED), &[]),
         ),
         row(
@@ -1114,7 +1158,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             SessionError(ErrorCode::FLOW_CONTROL_ERROR),
         ),
         row(
@@ -1122,9 +1166,7 @@ fn rows() -> Vec<Row> {
             "a small read: no update yet",
             S,
             |p| {
-                let id = established(p);
-                write(p, C, id, b"more");
-                p.pump(C);
+                let id = more_on_wire(p);
                 deliver(p, C);
                 id
             },
@@ -1152,9 +1194,7 @@ fn rows() -> Vec<Row> {
             "acceptor, stop(c): buffered bytes discarded",
             S,
             |p| {
-                let id = established(p);
-                write(p, C, id, b"more");
-                p.pump(C);
+                let id = more_on_wire(p);
                 deliver(p, C);
                 id
             },
@@ -1180,15 +1220,13 @@ fn rows() -> Vec<Row> {
             "acceptor: discarded, consumed at once",
             S,
             |p| {
-                let id = established(p);
-                stop(p, S, id);
-                p.pump(S);
+                let id = stopped_by_server(p);
                 write(p, C, id, b"more");
                 p.pump(C);
                 id
             },
             st(S_OPEN, R_STOPPING),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_OPEN, R_STOPPING), &[]),
         )
         .check(|p, _| assert_eq!(p.core_ref(S).stats().recv_buffered, 0)),
@@ -1205,24 +1243,23 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(st(S_OPEN, R_STOPPING), &[]),
-        ),
+        )
+        .check(|p, _| assert_eq!(p.core_ref(C).stats().recv_buffered, 0)),
         row(
             "6.3: Stopping (ACK received, or acceptor) × recv DATA",
             "with FIN: Finished",
             S,
             |p| {
-                let id = established(p);
-                stop(p, S, id);
-                p.pump(S);
+                let id = stopped_by_server(p);
                 write(p, C, id, b"more");
                 finish(p, C, id);
                 p.pump(C);
                 id
             },
             st(S_OPEN, R_STOPPING),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(st(S_OPEN, R_FINISHED), &[]),
         ),
         row(
@@ -1236,7 +1273,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_STOPPING),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             SessionError(ErrorCode::FLOW_CONTROL_ERROR),
         ),
         row(
@@ -1251,7 +1288,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_FINISHED),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             SessionError(ErrorCode::STREAM_CLOSED),
         ),
         row(
@@ -1264,7 +1301,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_IDLE, R_IDLE),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             SessionError(e),
         ),
         row(
@@ -1277,7 +1314,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPENING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_PEER, &[]),
         )
         .check(|p, _| assert_eq!(p.core_ref(C).stats().unacked_opens, 0)),
@@ -1295,7 +1332,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPENING),
-            |p, _| deliver(p, S),
+            |p, id| arrive(p, S, id),
             next(RESET_PEER, &[]),
         ),
         row(
@@ -1310,28 +1347,25 @@ fn rows() -> Vec<Row> {
                 id
             },
             st(S_OPEN, R_OPEN),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(RESET_PEER, &[]),
         )
         .check(|p, id| {
             assert_eq!(p.core_ref(S).stats().recv_buffered, 0);
-            let err = read_err(p, S, id);
-            assert!(matches!(err, Error::StreamReset { by: Side::Remote, code } if code == ErrorCode::INTERNAL_ERROR), "{err:?}");
+            assert_reset_by_peer(read_err(p, S, id));
         }),
         row(
             "6.3: Idle / Opening / Open / Stopping × recv RESET(c)",
             "Stopping",
             S,
             |p| {
-                let id = established(p);
-                stop(p, S, id);
-                p.pump(S);
+                let id = stopped_by_server(p);
                 reset(p, C, id);
                 p.pump(C);
                 id
             },
             st(S_OPEN, R_STOPPING),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(RESET_PEER, &[]),
         ),
         row(
@@ -1339,16 +1373,13 @@ fn rows() -> Vec<Row> {
             "unread data discarded, reads fail with reset(c)",
             S,
             |p| {
-                let id = established(p);
-                write(p, C, id, b"bye");
-                finish(p, C, id);
-                deliver_from(p, C);
+                let id = finished_unread(p);
                 reset(p, C, id);
                 p.pump(C);
                 id
             },
             st(S_OPEN, R_FINISHED),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(RESET_PEER, &[]),
         )
         .check(|p, id| {
@@ -1379,12 +1410,7 @@ fn rows() -> Vec<Row> {
             "6.3: Opening / Open / Stopping / Finished × application resets(c)",
             "Stopping",
             S,
-            |p| {
-                let id = established(p);
-                stop(p, S, id);
-                p.pump(S);
-                id
-            },
+            stopped_by_server,
             st(S_OPEN, R_STOPPING),
             |p, id| reset(p, S, id),
             next(RESET_US, &["RESET(INTERNAL_ERROR)"]),
@@ -1393,13 +1419,7 @@ fn rows() -> Vec<Row> {
             "6.3: Opening / Open / Stopping / Finished × application resets(c)",
             "Finished (send half open)",
             S,
-            |p| {
-                let id = established(p);
-                write(p, C, id, b"bye");
-                finish(p, C, id);
-                deliver_from(p, C);
-                id
-            },
+            finished_unread,
             st(S_OPEN, R_FINISHED),
             |p, id| reset(p, S, id),
             next(RESET_US, &["RESET(INTERNAL_ERROR)"]),
@@ -1407,18 +1427,16 @@ fn rows() -> Vec<Row> {
         .check(|p, _| assert_eq!(p.core_ref(S).stats().recv_buffered, 0)),
         row(
             "6.3: Reset (by us) × recv DATA",
-            "discarded, its session credit returned",
+            "discarded, nothing buffered (counted as consumed at the session level)",
             S,
             |p| {
-                let id = established(p);
-                write(p, C, id, b"more");
-                p.pump(C);
+                let id = more_on_wire(p);
                 reset(p, S, id);
                 p.pump(S);
                 id
             },
             RESET_US,
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(RESET_US, &[]),
         )
         .check(|p, _| assert_eq!(p.core_ref(S).stats().recv_buffered, 0)),
@@ -1434,7 +1452,7 @@ fn rows() -> Vec<Row> {
                 id
             },
             RESET_PEER,
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             SessionError(ErrorCode::STREAM_CLOSED),
         ),
         row(
@@ -1446,10 +1464,7 @@ fn rows() -> Vec<Row> {
             |p, _| p.core(S).close(),
             next(RESET_US, &["GOAWAY(CANCEL)"]),
         )
-        .check(|p, id| {
-            let err = read_err(p, S, id);
-            assert!(matches!(err, Error::SessionClosed { by: Side::Local, .. }), "{err:?}");
-        }),
+        .check(|p, id| assert_closed_by(read_err(p, S, id), Side::Local)),
         row(
             "6.3: any but Finished × session closes (§8.3)",
             "Opening, we close",
@@ -1464,40 +1479,31 @@ fn rows() -> Vec<Row> {
             "Stopping, the peer closes",
             S,
             |p| {
-                let id = established(p);
-                stop(p, S, id);
-                p.pump(S);
+                let id = stopped_by_server(p);
                 p.core(C).close();
                 p.pump(C);
                 id
             },
             st(S_OPEN, R_STOPPING),
-            |p, _| deliver(p, C),
+            |p, id| arrive(p, C, id),
             next(RESET_PEER, &[]),
-        ),
+        )
+        .check(|p, id| assert_closed_by(read_err(p, S, id), Side::Remote)),
         row(
             "6.3: Finished × session closes (§8.3)",
             "unread data stays readable, then end-of-stream",
             S,
-            |p| {
-                let id = established(p);
-                write(p, C, id, b"bye");
-                finish(p, C, id);
-                deliver_from(p, C);
-                id
-            },
+            finished_unread,
             st(S_OPEN, R_FINISHED),
             |p, _| p.core(S).close(),
             next(st(S_RESET, R_FINISHED), &["GOAWAY(CANCEL)"]),
         )
-        .check(|p, id| assert_eq!(read_all(p, S, id), b"bye")),
+        .check(|p, id| {
+            assert_eq!(read_all(p, S, id), b"bye");
+            let end = p.core(S).poll_read(id, waker(), &mut [0u8; 1]);
+            assert!(matches!(end, Poll::Ready(Ok(0))), "{end:?}");
+        }),
     ]
-}
-
-/// `from` transmits and the peer processes it all (one way only).
-fn deliver_from(p: &mut Pair, from: End) {
-    p.pump(from);
-    deliver(p, from);
 }
 
 /// DATA frames (each within the frame size limit) carrying one byte more than the stream's
@@ -1508,11 +1514,7 @@ fn beyond_window(id: u32) -> Vec<Frame> {
     let mut frames = Vec::new();
     while left > 0 {
         let n = left.min(chunk);
-        frames.push(Frame::Data {
-            stream: id,
-            flags: Flags::NONE,
-            payload: Bytes::from(vec![0u8; n]),
-        });
+        frames.push(data_frame(id, Flags::NONE, vec![0u8; n].into()));
         left -= n;
     }
     frames

@@ -164,6 +164,11 @@ fn is_reset(e: &io::Error, code: ErrorCode, by: Side) -> bool {
     matches!(Error::from_io(e), Some(Error::StreamReset { code: c, by: b }) if *c == code && *b == by)
 }
 
+/// Whether `e` is `StreamStopped { code }`: the peer stopped reading.
+fn is_stopped(e: &io::Error, code: ErrorCode) -> bool {
+    matches!(Error::from_io(e), Some(Error::StreamStopped { code: c }) if *c == code)
+}
+
 /// Reads up to `limit` bytes (or to an error/EOF), checking them against `gen`.
 /// Returns (bytes read, Ok(true) at EOF / Ok(false) at the limit / Err).
 async fn read_checked<R: AsyncReadExt + Unpin>(
@@ -452,10 +457,7 @@ async fn client_op(
                 // FIN leaves a busy writer. The stop is the truth about our FIN; the server's
                 // bytes and its end must still arrive, which the read below checks. A reset
                 // that overtook the FIN ends the op as the read would.
-                let stopped = matches!(
-                    Error::from_io(&e),
-                    Some(Error::StreamStopped { code }) if *code == ErrorCode::CANCEL
-                );
+                let stopped = is_stopped(&e, ErrorCode::CANCEL);
                 if op == OP_SERVER_RESET && is_reset(&e, code, Side::Remote) {
                     sh.counts.lock().fins_overtaken += 1;
                     return Ok(0);
@@ -522,11 +524,7 @@ async fn client_op(
                     // STOP_SENDING(CANCEL) (spec §6.5): our finish then fails with it.
                     match tx.shutdown().await {
                         Ok(()) => {}
-                        Err(e)
-                            if matches!(
-                                Error::from_io(&e),
-                                Some(Error::StreamStopped { code }) if *code == ErrorCode::CANCEL
-                            ) => {}
+                        Err(e) if is_stopped(&e, ErrorCode::CANCEL) => {}
                         Err(e) => return Err(io_fail("shutdown", e)),
                     }
                 }
@@ -791,6 +789,14 @@ fn run(seed: u64, workers: usize, tight: bool, rounds: u64) {
     if let Err(why) = outcome {
         panic!("stress run failed (STRESS_SEED={seed} STRESS_WORKERS={workers} STRESS_TIGHT={}): {why}", tight as u8);
     }
+    // An overtaken FIN is a race the server wins now and then; a FIN that never leaves
+    // (stuck behind credit, say) would be "overtaken" on nearly every op that sends one.
+    let half_closing = c.ops[OP_SEND as usize] + c.ops[OP_SERVER_RESET as usize];
+    assert!(
+        c.fins_overtaken * 2 <= half_closing,
+        "{} of {half_closing} FINs overtaken: they don't leave",
+        c.fins_overtaken
+    );
 }
 
 fn env(name: &str) -> Option<u64> {

@@ -454,6 +454,43 @@ async fn empty_frames_warn_with_limit_l19() {
     assert_calm_warning(&braid_events(&capture), &reason, "L19", "server");
 }
 
+/// Moves the paused clock to 1 ms before `deadline` and, once the session's tasks have run,
+/// checks that no `message` event was logged early; then moves the last millisecond.
+async fn advance_through_deadline(capture: &Capture, deadline: Duration, message: &str) {
+    tokio::time::advance(deadline - Duration::from_millis(1)).await;
+    let early = hostile::settle("events before the deadline", || braid_events(capture).len()).await;
+    let events = braid_events(capture);
+    assert!(
+        with_message(&events, message, Level::DEBUG).is_empty(),
+        "logged before the deadline ({early} events): {events:#?}"
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+}
+
+/// A timeout defence logged exactly one debug event for its turn, naming `limit` and
+/// TIMEOUT, the (stream count, last stream id) and the session's role, and nothing above
+/// debug: it is a defence, not a limit reached.
+fn assert_timeout_event(
+    events: &[Captured],
+    message: &str,
+    limit: &str,
+    (streams, last): (&str, &str),
+    role: &str,
+) {
+    let timeouts = with_message(events, message, Level::DEBUG);
+    assert_eq!(timeouts.len(), 1, "one event for the turn: {events:#?}");
+    let e = timeouts[0];
+    assert_eq!(e.field("limit"), Some(limit), "{e:?}");
+    assert_eq!(e.field("code"), Some("TIMEOUT"), "{e:?}");
+    assert_eq!(e.field("streams"), Some(streams), "{e:?}");
+    assert_eq!(e.field("last_stream"), Some(last), "{e:?}");
+    assert_eq!(e.session_field("role"), Some(role), "{e:?}");
+    assert!(
+        events.iter().all(|e| e.level > Level::INFO),
+        "a defence, not a limit reached: debug only: {events:#?}"
+    );
+}
+
 const OPEN_TIMEOUT_MSG: &str =
     "reset our streams: the peer did not acknowledge them within open_timeout";
 const LINGER_TIMEOUT_MSG: &str =
@@ -487,14 +524,7 @@ async fn open_timeouts_log_limit_l12() {
         }
     }
     assert_eq!(syns, [1, 3]);
-    tokio::time::advance(OPEN_TIMEOUT - Duration::from_millis(1)).await;
-    let early = braid_events(&capture);
-    assert!(
-        with_message(&early, OPEN_TIMEOUT_MSG, Level::DEBUG).is_empty(),
-        "{early:#?}"
-    );
-
-    tokio::time::advance(Duration::from_millis(1)).await;
+    advance_through_deadline(&capture, OPEN_TIMEOUT, OPEN_TIMEOUT_MSG).await;
     let mut resets = Vec::new();
     while resets.len() < 2 {
         match guard("RESET(TIMEOUT)", peer.recv())
@@ -512,18 +542,7 @@ async fn open_timeouts_log_limit_l12() {
     assert_eq!(resets, [1, 3]);
 
     let events = braid_events(&capture);
-    let timeouts = with_message(&events, OPEN_TIMEOUT_MSG, Level::DEBUG);
-    assert_eq!(timeouts.len(), 1, "one event for the turn: {events:#?}");
-    let e = timeouts[0];
-    assert_eq!(e.field("limit"), Some("L12"), "{e:?}");
-    assert_eq!(e.field("code"), Some("TIMEOUT"), "{e:?}");
-    assert_eq!(e.field("streams"), Some("2"), "{e:?}");
-    assert_eq!(e.field("last_stream"), Some("3"), "{e:?}");
-    assert_eq!(e.session_field("role"), Some("client"), "{e:?}");
-    assert!(
-        events.iter().all(|e| e.level > Level::INFO),
-        "a defence, not a limit reached: debug only: {events:#?}"
-    );
+    assert_timeout_event(&events, OPEN_TIMEOUT_MSG, "L12", ("2", "3"), "client");
     assert!(client.closed_reason().is_none());
     for s in &mut streams {
         assert!(s.read(&mut [0u8; 1]).await.is_err());
@@ -547,14 +566,7 @@ async fn linger_timeout_logs_limit_l14() {
     s.shutdown().await.unwrap();
     drop(s);
     assert_eq!(server.stats().tracked_streams, 1);
-    tokio::time::advance(LINGER - Duration::from_millis(1)).await;
-    let early = braid_events(&capture);
-    assert!(
-        with_message(&early, LINGER_TIMEOUT_MSG, Level::DEBUG).is_empty(),
-        "{early:#?}"
-    );
-
-    tokio::time::advance(Duration::from_millis(1)).await;
+    advance_through_deadline(&capture, LINGER, LINGER_TIMEOUT_MSG).await;
     loop {
         match guard("RESET(TIMEOUT)", peer.recv())
             .await
@@ -572,18 +584,7 @@ async fn linger_timeout_logs_limit_l14() {
     }
 
     let events = braid_events(&capture);
-    let timeouts = with_message(&events, LINGER_TIMEOUT_MSG, Level::DEBUG);
-    assert_eq!(timeouts.len(), 1, "{events:#?}");
-    let e = timeouts[0];
-    assert_eq!(e.field("limit"), Some("L14"), "{e:?}");
-    assert_eq!(e.field("code"), Some("TIMEOUT"), "{e:?}");
-    assert_eq!(e.field("streams"), Some("1"), "{e:?}");
-    assert_eq!(e.field("last_stream"), Some("1"), "{e:?}");
-    assert_eq!(e.session_field("role"), Some("server"), "{e:?}");
-    assert!(
-        events.iter().all(|e| e.level > Level::INFO),
-        "a defence, not a limit reached: debug only: {events:#?}"
-    );
+    assert_timeout_event(&events, LINGER_TIMEOUT_MSG, "L14", ("1", "1"), "server");
     assert_eq!(server.stats().tracked_streams, 0);
     assert!(server.closed_reason().is_none());
 }

@@ -20,6 +20,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 
 use crate::support::raw::RawPeer;
+#[allow(unused_imports)] // the suites' frame builders live in `raw`; not every suite uses both
+pub use crate::support::raw::{data_frame, encode_all};
 
 /// A long time: timers set to it never fire within a test (the hang guards fire first).
 pub const FOREVER: Duration = Duration::from_secs(24 * 3600);
@@ -59,24 +61,8 @@ pub fn syn(stream: u32, payload: &'static [u8]) -> Frame {
     }
 }
 
-pub fn data_frame(stream: u32, flags: Flags, payload: Bytes) -> Frame {
-    Frame::Data {
-        stream,
-        flags,
-        payload,
-    }
-}
-
 pub fn ping(opaque: u64) -> Frame {
     Frame::Ping { ack: false, opaque }
-}
-
-pub fn encode_all<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BytesMut {
-    let mut out = BytesMut::new();
-    for f in frames {
-        encode_frame(f, &mut out);
-    }
-    out
 }
 
 /// Sends PING(`opaque`) and reads until its reply; returns the frames that came before it,

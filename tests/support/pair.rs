@@ -206,6 +206,11 @@ impl Pair {
         self.wire.iter().all(|w| w.is_empty()) && self.ends.iter().all(|e| e.rx.is_empty())
     }
 
+    /// The event log so far, left in place.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
     /// Takes the event log.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)

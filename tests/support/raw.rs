@@ -123,11 +123,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
 }
 
 pub fn data(stream: u32, flags: Flags, payload: &'static [u8]) -> Frame {
+    data_frame(stream, flags, Bytes::from_static(payload))
+}
+
+pub fn data_frame(stream: u32, flags: Flags, payload: Bytes) -> Frame {
     Frame::Data {
         stream,
         flags,
-        payload: Bytes::from_static(payload),
+        payload,
     }
+}
+
+/// `frames` encoded back to back, as a peer would write them.
+pub fn encode_all<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BytesMut {
+    let mut out = BytesMut::new();
+    for f in frames {
+        encode_frame(f, &mut out);
+    }
+    out
 }
 
 /// The next frame the session sent on `io`, or `None` at EOF: `buf` holds what was read and
