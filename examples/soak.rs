@@ -1021,7 +1021,19 @@ fn soak(args: &Args, name: &str) -> bool {
         rss.last().map_or(0, |r| r.1) / 1024
     );
     println!("{}", dump_sessions(&sessions).trim_end());
-    let clean = t.violations.is_empty() && t.unexpected.is_empty();
+    // An overtaken FIN is a race the server wins now and then; a FIN that never leaves would
+    // be "overtaken" on nearly every operation that half-closes.
+    let overtaken: u64 = (t.expected.iter())
+        .filter(|(kind, _)| kind.contains("FIN overtaken"))
+        .map(|(_, n)| n)
+        .sum();
+    let half_closing =
+        t.ops[OP_RECV as usize] + t.ops[OP_SERVER_DROP as usize] + t.ops[OP_SERVER_RESET as usize];
+    let fins_leave = overtaken * 2 <= half_closing.max(1);
+    if !fins_leave {
+        println!("  {overtaken} of {half_closing} FINs overtaken: they don't leave");
+    }
+    let clean = t.violations.is_empty() && t.unexpected.is_empty() && fins_leave;
     if st.hung.load(Ordering::Relaxed) {
         // Stuck tasks never finish: don't wait for them (nor report their errors as the
         // runtime goes down).
