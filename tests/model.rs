@@ -1023,21 +1023,6 @@ fn small_config() -> Config {
         .with_session_window(16 * 1024)
 }
 
-fn open(pair: &mut Pair, end: End) -> u32 {
-    let now = pair.now();
-    match pair.core(end).poll_open(now, waker()) {
-        Poll::Ready(Ok(id)) => id,
-        other => panic!("open: {other:?}"),
-    }
-}
-
-fn accept(pair: &mut Pair, end: End) -> u32 {
-    match pair.poll_accept(end) {
-        Poll::Ready(Ok(id)) => id,
-        other => panic!("accept: {other:?}"),
-    }
-}
-
 fn no_errors(pair: &Pair) {
     for end in End::BOTH {
         if let Some(err) = pair.core_ref(end).error() {
@@ -1053,11 +1038,11 @@ fn no_errors(pair: &Pair) {
 #[test]
 fn ack_crossing_our_reset_is_not_an_error() {
     let mut pair = Pair::connected(small_config());
-    let id = open(&mut pair, End::Client);
+    let id = pair.open(End::Client);
     pair.deliver_all();
     pair.core(End::Client).reset(id, ErrorCode::CANCEL);
     pair.settle(); // RESET on the wire, not delivered
-    assert_eq!(accept(&mut pair, End::Server), id);
+    assert_eq!(pair.accept(End::Server), id);
     pair.settle(); // ACK on the wire
     pair.deliver_all();
     no_errors(&pair);
@@ -1068,9 +1053,9 @@ fn ack_crossing_our_reset_is_not_an_error() {
 #[test]
 fn ack_crossing_open_timeout_reset_is_not_an_error() {
     let mut pair = Pair::connected(small_config());
-    let id = open(&mut pair, End::Client);
+    let id = pair.open(End::Client);
     pair.deliver_all();
-    assert_eq!(accept(&mut pair, End::Server), id);
+    assert_eq!(pair.accept(End::Server), id);
     pair.settle(); // ACK on the wire
     let timeout = pair.core_ref(End::Client).config().open_timeout;
     pair.advance(timeout); // RESET(TIMEOUT) on the wire
@@ -1087,14 +1072,14 @@ fn ack_crossing_open_timeout_reset_is_not_an_error() {
 
 fn reset_discards_unread_data_of_finished_receive_half() {
     let mut pair = Pair::connected(small_config());
-    let id = open(&mut pair, End::Client);
+    let id = pair.open(End::Client);
     assert!(matches!(
         pair.core(End::Client).poll_write(id, waker(), b"x"),
         Poll::Ready(Ok(1))
     ));
     pair.core(End::Client).finish(id).unwrap();
     pair.deliver_all();
-    assert_eq!(accept(&mut pair, End::Server), id);
+    assert_eq!(pair.accept(End::Server), id);
     pair.deliver_all();
     // The server's receive half is Finished, its send half Open: the stream is not closed.
     pair.core(End::Client).reset(id, ErrorCode(0x100));
@@ -1114,7 +1099,7 @@ fn reset_discards_unread_data_of_finished_receive_half() {
 #[test]
 fn stop_then_reset_before_syn_sends_nothing_for_the_stream() {
     let mut pair = Pair::connected(small_config());
-    let id = open(&mut pair, End::Client);
+    let id = pair.open(End::Client);
     pair.core(End::Client).stop(id, ErrorCode::NO_ERROR);
     pair.core(End::Client).reset(id, ErrorCode::NO_ERROR);
     pair.deliver_all();
@@ -1134,8 +1119,8 @@ fn stop_then_reset_before_syn_sends_nothing_for_the_stream() {
 #[test]
 fn stop_before_syn_keeps_syns_in_id_order() {
     let mut pair = Pair::connected(small_config());
-    let first = open(&mut pair, End::Client);
-    let second = open(&mut pair, End::Client);
+    let first = pair.open(End::Client);
+    let second = pair.open(End::Client);
     let now = pair.now();
     pair.core(End::Client).release(now, second, RECV); // drops the read half: STOP_SENDING
     pair.deliver_all();
@@ -1161,9 +1146,9 @@ fn stop_before_syn_keeps_syns_in_id_order() {
 #[test]
 fn stop_then_reset_before_ack_sends_only_the_reset() {
     let mut pair = Pair::connected(small_config());
-    let id = open(&mut pair, End::Client);
+    let id = pair.open(End::Client);
     pair.deliver_all();
-    assert_eq!(accept(&mut pair, End::Server), id);
+    assert_eq!(pair.accept(End::Server), id);
     pair.core(End::Server).stop(id, ErrorCode::NO_ERROR);
     pair.core(End::Server).reset(id, ErrorCode::NO_ERROR);
     pair.take_events();
@@ -1192,13 +1177,13 @@ fn stop_then_reset_before_ack_sends_only_the_reset() {
 #[test]
 fn recv_chunk_with_zero_max_does_not_panic() {
     let mut pair = Pair::connected(small_config());
-    let id = open(&mut pair, End::Client);
+    let id = pair.open(End::Client);
     assert!(matches!(
         pair.core(End::Client).poll_write(id, waker(), b"abc"),
         Poll::Ready(Ok(3))
     ));
     pair.deliver_all();
-    assert_eq!(accept(&mut pair, End::Server), id);
+    assert_eq!(pair.accept(End::Server), id);
     let got = pair.core(End::Server).poll_recv_chunk(id, waker(), 0);
     assert!(
         !matches!(got, Poll::Ready(Ok(None)) | Poll::Ready(Err(_))),
@@ -1225,7 +1210,7 @@ fn a_closed_waiter_and_a_writer_are_woken_independently() {
     let config = Config::default();
     let buf = config.stream_send_buffer as usize;
     let mut pair = Pair::connected(config);
-    let id = open(&mut pair, End::Client);
+    let id = pair.open(End::Client);
     let (writer, writes) = counting_waker();
     let (closer, closes) = counting_waker();
     let filler = Bytes::from(vec![7u8; buf]);

@@ -4,35 +4,22 @@
 //! binaries don't compile it.
 #![allow(dead_code)]
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
 };
 
 use braid::{
-    frame::{encode_frame, Decoder, ErrorCode, Flags, Frame, Preface},
+    frame::{encode_frame, Decoder, ErrorCode, Flags, Frame},
     Config, Error, Session,
 };
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 
 use crate::support::raw::RawPeer;
-#[allow(unused_imports)] // the suites' frame builders live in `raw`; not every suite uses both
-pub use crate::support::raw::{data_frame, encode_all};
-
-/// A long time: timers set to it never fire within a test (the hang guards fire first).
-pub const FOREVER: Duration = Duration::from_secs(24 * 3600);
-
-/// `config` with keepalive off and the first PING's timeout out of reach, so that only the
-/// timers a test sets can fire (a raw peer needn't answer PINGs).
-pub fn quiet(config: Config) -> Config {
-    config
-        .with_keepalive_interval(None)
-        .with_keepalive_timeout(FOREVER)
-}
+#[allow(unused_imports)]
+// shared with the other suites through `raw`; not every suite uses all
+pub use crate::support::raw::{client_and_raw, data_frame, encode_all, quiet, FOREVER};
 
 /// A server session on one end of a `pipe`-byte duplex, a raw peer (the client) on the other,
 /// handshake done.
@@ -42,15 +29,6 @@ pub async fn server_and_raw(config: Config, pipe: usize) -> (Session, RawPeer) {
     let mut peer = RawPeer::new(b);
     peer.handshake().await;
     (server, peer)
-}
-
-/// A client session and a raw peer posing as the server with `preface`, handshake done.
-pub async fn client_and_raw(config: Config, preface: Preface, pipe: usize) -> (Session, RawPeer) {
-    let (a, b) = tokio::io::duplex(pipe);
-    let client = Session::client(a, config).expect("client config");
-    let mut peer = RawPeer::new(b);
-    peer.handshake_with(preface).await;
-    (client, peer)
 }
 
 pub fn syn(stream: u32, payload: &'static [u8]) -> Frame {

@@ -180,11 +180,27 @@ impl Pair {
         self.offset
     }
 
-    /// The core at `end`.
     /// `end`'s core accepts the next inbound stream at the pair's current time.
     pub fn poll_accept(&mut self, end: End) -> Poll<Result<u32, braid::Error>> {
         let now = self.now();
         self.core(end).poll_accept(now, waker())
+    }
+
+    /// `end` accepts the next inbound stream, which must be there.
+    pub fn accept(&mut self, end: End) -> u32 {
+        match self.poll_accept(end) {
+            Poll::Ready(Ok(id)) => id,
+            other => panic!("{end:?} accept: {other:?}"),
+        }
+    }
+
+    /// `end` opens a stream, which the limits must allow; its SYN is not on the wire yet.
+    pub fn open(&mut self, end: End) -> u32 {
+        let now = self.now();
+        match self.core(end).poll_open(now, waker()) {
+            Poll::Ready(Ok(id)) => id,
+            other => panic!("{end:?} open: {other:?}"),
+        }
     }
 
     pub fn core(&mut self, end: End) -> &mut Core {

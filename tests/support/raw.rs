@@ -28,30 +28,43 @@ pub fn default_preface() -> Preface {
     }
 }
 
+/// A long time: timers set to it never fire within a test (the hang guards fire first).
+pub const FOREVER: Duration = Duration::from_secs(24 * 3600);
+
+/// `config` with keepalive off and the first PING's timeout out of reach, so that only the
+/// timers a test sets can fire (a raw peer needn't answer PINGs).
+pub fn quiet(config: Config) -> Config {
+    config
+        .with_keepalive_interval(None)
+        .with_keepalive_timeout(FOREVER)
+}
+
+/// A client session and a raw peer posing as the server with `preface`, handshake done.
+pub async fn client_and_raw(config: Config, preface: Preface, pipe: usize) -> (Session, RawPeer) {
+    let (a, b) = tokio::io::duplex(pipe);
+    let client = Session::client(a, config).expect("client config");
+    let mut peer = RawPeer::new(b);
+    peer.handshake_with(preface).await;
+    (client, peer)
+}
+
 /// A braid client session over an in-memory pipe of `pipe` bytes, against a raw peer that has
 /// handshaken with a stingy preface: 1 KiB of stream credit and `session_window` bytes of
 /// session credit, with no WINDOW_UPDATE after it unless the test sends one. The session's
-/// keepalive is off in `config`, as the raw peer answers no PING.
+/// keepalive is off (`quiet`), as the raw peer answers no PING.
 pub async fn credit_starved_client(
     pipe: usize,
     config: Config,
     session_window: u32,
 ) -> (Session, RawPeer) {
-    let (a, b) = tokio::io::duplex(pipe);
-    let config = config
-        .with_keepalive_interval(None)
-        .with_keepalive_timeout(Duration::from_secs(24 * 3600));
-    let client = Session::client(a, config).unwrap();
-    let mut peer = RawPeer::new(b);
-    peer.handshake_with(Preface {
+    let stingy = Preface {
         initial_stream_window: 1024,
         session_window,
         max_concurrent_streams: 100,
         accept_backlog: 100,
         max_frame_payload: 16 * 1024,
-    })
-    .await;
-    (client, peer)
+    };
+    client_and_raw(quiet(config), stingy, pipe).await
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
